@@ -1,0 +1,104 @@
+// The public contract of the commitlog. Edge broker, bridge and the cloud's embedded store code
+// against these types; the implementation lives beside this file.
+import type { Logger } from '../log/index.js'
+
+export type FlushPolicy = 'always' | 'interval' | 'none'
+export type QoS = 0 | 1 | 2
+
+export interface CommitLogOptions {
+  dir: string
+  segmentBytes: number
+  flushPolicy: FlushPolicy
+  flushIntervalMs: number
+  maxRecordBytes: number
+  // Disk cap over all segments; 0 = no cap. Whole segments are deleted, oldest first.
+  retentionBytes: number
+  // Segments whose newest record is older than this are deleted; 0 = keep forever.
+  retentionMs: number
+  log: Logger
+  // Injected clock (ms since epoch) for tests of time index and retention.
+  now?: () => number
+}
+
+export interface AppendInput {
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+  clientId: string
+  // Defaults to the log's clock. Timestamps in the log never go backwards (clamped to the last).
+  timestampMs?: number
+}
+
+export interface AppendResult {
+  // Physical offset of the record's first byte: the record's identity in the log.
+  offset: number
+  // Offset just past the record; a reader continues here.
+  nextOffset: number
+  timestampMs: number
+  // Position of this record in its topic's index (0, 1, 2, ...).
+  topicOffset: number
+}
+
+export interface LogRecord {
+  offset: number
+  nextOffset: number
+  timestampMs: number
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+  clientId: string
+}
+
+// Called once, in append order, when the record is durable under the flush policy, or with an
+// error (TRIB_ERR_LOG_IO) when it never will be. Callbacks, not promises: this is the hot path.
+export type DurableCallback = (err: Error | null) => void
+
+export type ReadStatus =
+  | 'ok' // records returned (possibly fewer than asked for)
+  | 'end' // offset is the end of the log: nothing yet
+  | 'truncated' // offset was deleted by retention; `nextOffset` is the oldest retained offset
+
+export interface ReadBatch {
+  status: ReadStatus
+  records: LogRecord[]
+  // Where the next read should start.
+  nextOffset: number
+}
+
+export interface ReadLimits {
+  maxRecords?: number
+  maxBytes?: number
+}
+
+export interface RecoveryReport {
+  dirty: boolean
+  scannedFromOffset: number
+  truncatedBytes: number
+  recordsRecovered: number
+  endOffset: number
+}
+
+// What retention deleted past a registered reader, so the loss is never silent.
+export interface RetentionDrop {
+  reader: string
+  records: number
+  bytes: number
+}
+
+export interface RetentionReport {
+  deletedSegments: number
+  deletedBytes: number
+  drops: RetentionDrop[]
+}
+
+export interface CommitLogStats {
+  startOffset: number
+  endOffset: number
+  durableOffset: number
+  segments: number
+  bytesOnDisk: number
+  appendedRecords: number
+  droppedRecords: number
+}

@@ -1,0 +1,47 @@
+import { LOG_LEVELS } from '../log/index.js'
+import type { ConfigOf, Schema } from './schema.js'
+
+// Every edge setting, declared once. README's configuration reference is generated from this
+// (`tributary edge --help` prints the flags).
+export const edgeSchema = {
+  dataDir: { kind: 'string', default: './data', flag: 'data-dir', doc: 'Directory for the commitlog and metadata', nonEmpty: true },
+  logLevel: { kind: 'enum', values: LOG_LEVELS, default: 'info', flag: 'log-level', doc: 'Log level' },
+  mqtt: {
+    host: { kind: 'string', default: '0.0.0.0', flag: 'mqtt-host', doc: 'Address the MQTT listeners bind to' },
+    port: { kind: 'int', min: 0, max: 65535, default: 1883, flag: 'mqtt-port', doc: 'MQTT over TCP port (0 = any free port)' },
+    wsPort: { kind: 'int', min: -1, max: 65535, default: 8080, flag: 'ws-port', doc: 'MQTT over WebSocket port (-1 = off)' },
+    tlsPort: { kind: 'int', min: -1, max: 65535, default: -1, flag: 'tls-port', doc: 'MQTT over TLS port (-1 = off; needs tls-cert and tls-key)' },
+    tlsCertFile: { kind: 'optionalString', default: undefined, flag: 'tls-cert', doc: 'PEM certificate for the TLS listener' },
+    tlsKeyFile: { kind: 'optionalString', default: undefined, flag: 'tls-key', doc: 'PEM private key for the TLS listener' }
+  },
+  limits: {
+    // 256 KiB: telemetry is small; a bigger packet is a misbehaving device and costs RAM on a Pi.
+    maxPacketBytes: { kind: 'bytes', min: 64, max: 256 * 1024 * 1024, default: 256 * 1024, flag: 'max-packet-bytes', doc: 'Largest MQTT packet accepted; larger closes the connection' },
+    // A Pi holds ~10k idle connections in a few hundred MB; more should be refused than swap.
+    maxConnections: { kind: 'int', min: 1, max: 1_000_000, default: 10_000, flag: 'max-connections', doc: 'Concurrent client connections' },
+    // Unacked QoS 1/2 messages towards one client; bounds memory per slow subscriber.
+    inflightWindow: { kind: 'int', min: 1, max: 65535, default: 100, flag: 'inflight-window', doc: 'Unacknowledged QoS>0 messages in flight per client' },
+    maxTopicLength: { kind: 'int', min: 1, max: 65535, default: 1024, flag: 'max-topic-length', doc: 'Longest topic name in bytes' },
+    maxTopicLevels: { kind: 'int', min: 1, max: 128, default: 16, flag: 'max-topic-levels', doc: 'Most levels (slash-separated parts) in a topic' },
+    connectTimeoutMs: { kind: 'duration', min: 100, max: 600_000, default: 10_000, flag: 'connect-timeout', doc: 'Time a new connection has to send CONNECT' }
+  },
+  commitlog: {
+    segmentBytes: { kind: 'bytes', min: 64 * 1024, max: 1024 ** 3, default: 64 * 1024 * 1024, flag: 'segment-bytes', doc: 'Size of one commitlog segment file' },
+    flushPolicy: { kind: 'enum', values: ['always', 'interval', 'none'] as const, default: 'interval', flag: 'flush-policy', doc: 'When appends are fsynced before acks (see src/commitlog/README.md)' },
+    flushIntervalMs: { kind: 'duration', min: 1, max: 10_000, default: 5, flag: 'flush-interval', doc: 'With flush-policy interval: longest wait before an fsync' },
+    maxRecordBytes: { kind: 'bytes', min: 1024, max: 256 * 1024 * 1024, default: 1024 * 1024 + 65536, flag: 'max-record-bytes', doc: 'Largest record the log accepts' },
+    retentionBytes: { kind: 'bytes', min: 0, default: 8 * 1024 ** 3, flag: 'retention-bytes', doc: 'Disk cap of the commitlog (0 = no cap); oldest segments are deleted past it' },
+    retentionMs: { kind: 'duration', min: 0, default: 7 * 86_400_000, flag: 'retention', doc: 'Delete segments older than this (0 = keep forever) unless still needed' }
+  },
+  http: {
+    port: { kind: 'int', min: -1, max: 65535, default: 9101, flag: 'http-port', doc: 'HTTP port for /healthz and /metrics (-1 = off)' }
+  },
+  bridge: {
+    cloudUrls: { kind: 'list', default: [], flag: 'cloud-url', doc: 'Cloud bridge URL(s), ws:// or wss://, repeatable for fail-over (none = no bridge)' },
+    edgeId: { kind: 'string', default: 'edge-1', flag: 'edge-id', doc: 'This edge\'s id at the cloud' },
+    cloudToken: { kind: 'optionalString', default: undefined, flag: 'cloud-token', doc: 'Token this edge authenticates with' },
+    forward: { kind: 'list', default: ['#'], flag: 'forward', doc: 'Local topic filters replicated to the cloud, repeatable' }
+  }
+} as const satisfies Schema
+
+export type EdgeConfig = ConfigOf<typeof edgeSchema>
