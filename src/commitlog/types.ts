@@ -68,8 +68,12 @@ export interface ReadBatch {
 }
 
 export interface ReadLimits {
+  // Defaults: 1,000 records, 1 MiB. A first record larger than maxBytes is still returned whole.
   maxRecords?: number
   maxBytes?: number
+  // Stop before this log offset, e.g. `durableOffset` for a replicator that must ship only
+  // records that survive a crash (records past it may be lost and their offsets reused).
+  maxOffset?: number
 }
 
 export interface RecoveryReport {

@@ -1,0 +1,911 @@
+// The commitlog: one append-only log for all topics, in segments, with group commit.
+//
+// Write path (all on the event-loop thread, no promise or syscall per append):
+//   append()  -> frame copied into `buf` (the write buffer); offset assigned; callback queued
+//   tick      -> (setImmediate, once per loop turn) writeSync of the whole buffer to the segment
+//   sync      -> fdatasync on the libuv pool, at most one in flight; covers everything written
+//                before it started; callbacks fire in append order when their record is covered
+// Reads see every appended record: a read that reaches into the write buffer writes it out first.
+import {
+  closeSync, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, readSync,
+  unlinkSync, writeFileSync, writeSync, fsyncSync
+} from 'node:fs'
+import { join } from 'node:path'
+import { tributaryError } from '../errors/index.js'
+import type { Logger } from '../log/index.js'
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js'
+import {
+  CHECKPOINT_FILE, DIRTY_FILE, INDEX_DIR, acquireLock, dirtyMarkerExists, listSegmentBases, releaseLock,
+  segmentName, timeIndexName
+} from './files.js'
+import {
+  HEADER_BYTES, MAX_CLIENT_ID_BYTES, MAX_TOPIC_BYTES, SEGMENT_END_BYTES, decodeRecord, encodeRecord,
+  newProbe, probeFrame, writeSegmentEnd
+} from './format.js'
+import { Segment, scanSegment } from './segment.js'
+import { SegmentTimeIndex } from './time-index.js'
+import { TopicIndex, type TopicEntry, TOPIC_ENTRY_BYTES } from './topic-index.js'
+import type {
+  AppendInput, AppendResult, CommitLogOptions, CommitLogStats, DurableCallback, LogRecord, ReadBatch,
+  ReadLimits, RecoveryReport, RetentionDrop, RetentionReport
+} from './types.js'
+
+// Write buffer: large enough that the per-tick writeSync amortises the syscall, small enough for
+// a Raspberry Pi. Grows to hold one maximum record plus an end-of-segment marker.
+const WRITE_BUFFER_BYTES = 1024 * 1024
+// Default read limits: a batch of at most this many records / bytes (bounded memory per read).
+const DEFAULT_READ_MAX_RECORDS = 1000
+const DEFAULT_READ_MAX_BYTES = 1024 * 1024
+// Sealed segments kept open for reading at once (readers are usually near the tail).
+const MAX_READ_FDS = 8
+// Periodic checkpoint (writes index journal + active time index, then the checkpoint): bounds
+// how much of the log recovery must rescan after a crash.
+const CHECKPOINT_INTERVAL_MS = 5_000
+// Retention check period when no roll triggers it.
+const RETENTION_INTERVAL_MS = 60_000
+// Client ids cached as bytes; cleared when full (bounded memory with many devices).
+const MAX_CLIENT_ID_CACHE = 16_384
+
+type State = 'open' | 'failed' | 'closing' | 'closed'
+
+interface Waiter { offset: number, resolve: () => void, reject: (err: Error) => void }
+
+export class CommitLog {
+  readonly recovery: RecoveryReport
+  private readonly opts: CommitLogOptions
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly dir: string
+  private state: State = 'open'
+  private failure: Error | null = null
+
+  private readonly segments: Segment[] = []
+  private active!: Segment
+  private activeFd = -1
+  private readonly readFds = new Map<number, number>()
+  private readonly topics: TopicIndex
+
+  // Offsets: end (appended), written (in the page cache), durable (fsynced).
+  private end = 0
+  private written = 0
+  private durable = 0
+  private lastTs = 0
+  private lastRecordOffset = -1
+
+  private buf: Buffer
+  private bufLen = 0
+
+  // Durable callbacks in append order: parallel arrays + head index (no object per append).
+  private cbFns: DurableCallback[] = []
+  private cbEnds: number[] = []
+  private cbHead = 0
+  private flushWaiters: Waiter[] = []
+  private dataWaiters: Waiter[] = []
+
+  private tickScheduled = false
+  private syncing = false
+  private syncTarget = 0
+  private syncActiveFd = -1
+  private syncSealed: number[] = []
+  private syncDir = false
+  private syncStep = 0
+  private pendingSealed: number[] = []
+  private needDirSync = false
+  private lastSyncStartMs = 0
+  private syncTimer: NodeJS.Timeout | null = null
+  private checkpointTimer: NodeJS.Timeout | null = null
+  private retentionTimer: NodeJS.Timeout | null = null
+  private retentionDue = false
+
+  private readonly clientIds = new Map<string, Buffer>()
+  private readonly readers = new Map<string, number>()
+  private appendedRecords = 0
+  private droppedRecords = 0
+
+  private readonly onTick = (): void => { this.tick() }
+  private readonly onSyncTimer = (): void => { this.syncTimer = null; this.maybeSync() }
+  private readonly onSealedSynced = (err: Error | null): void => { this.sealedSynced(err) }
+  private readonly onActiveSynced = (err: Error | null): void => { this.activeSynced(err) }
+
+  private constructor (opts: CommitLogOptions) {
+    this.opts = opts
+    this.log = opts.log
+    this.now = opts.now ?? Date.now
+    this.dir = opts.dir
+    this.buf = Buffer.allocUnsafe(Math.max(WRITE_BUFFER_BYTES, opts.maxRecordBytes + SEGMENT_END_BYTES))
+    this.topics = new TopicIndex(join(opts.dir, INDEX_DIR))
+    this.recovery = this.recover()
+  }
+
+  static async open (opts: CommitLogOptions): Promise<CommitLog> {
+    validateOptions(opts)
+    mkdirSync(opts.dir, { recursive: true })
+    acquireLock(opts.dir)
+    try {
+      const log = new CommitLog(opts)
+      log.startTimers()
+      return log
+    } catch (err) {
+      releaseLock(opts.dir)
+      throw err
+    }
+  }
+
+  get startOffset (): number { return (this.segments[0] as Segment).base }
+  get endOffset (): number { return this.end }
+  get durableOffset (): number { return this.durable }
+  get writtenOffset (): number { return this.written }
+
+  // ---------------------------------------------------------------- append (hot path)
+
+  append (input: AppendInput, onDurable?: DurableCallback): AppendResult {
+    if (this.state !== 'open') throw this.notOpenError()
+    const topic = this.topics.getOrCreate(input.topic)
+    const clientId = this.clientIdBytes(input.clientId)
+    const payload = input.payload
+    const frame = HEADER_BYTES + topic.bytes.length + clientId.length + payload.length
+    if (frame > this.opts.maxRecordBytes || topic.bytes.length > MAX_TOPIC_BYTES) {
+      throw tributaryError('TRIB_ERR_LOG_RECORD_TOO_LARGE',
+        `record of ${frame} bytes exceeds maxRecordBytes ${this.opts.maxRecordBytes}`,
+        { frameBytes: frame, maxRecordBytes: this.opts.maxRecordBytes, topic: input.topic })
+    }
+    let ts = input.timestampMs ?? this.now()
+    if (ts < this.lastTs) ts = this.lastTs // timestamps never go backwards (time index relies on it)
+    if (this.end - this.active.base + frame + SEGMENT_END_BYTES > this.opts.segmentBytes && this.end > this.active.base) {
+      this.roll()
+    }
+    if (this.bufLen + frame > this.buf.length) {
+      this.writeOut()
+      if (this.state !== 'open') throw this.notOpenError()
+    }
+    const offset = this.end
+    encodeRecord(this.buf, this.bufLen, ts, input.qos, input.retain, topic.bytes, clientId, payload)
+    this.bufLen += frame
+    this.end = offset + frame
+    this.lastTs = ts
+    this.lastRecordOffset = offset
+    this.active.time.add(offset, ts, this.end)
+    const topicOffset = this.topics.add(topic, offset, frame, ts)
+    this.appendedRecords++
+    if (onDurable !== undefined) {
+      this.cbFns.push(onDurable)
+      this.cbEnds.push(this.end)
+    }
+    if (!this.tickScheduled) {
+      this.tickScheduled = true
+      setImmediate(this.onTick)
+    }
+    return { offset, nextOffset: this.end, timestampMs: ts, topicOffset }
+  }
+
+  private clientIdBytes (clientId: string): Buffer {
+    let b = this.clientIds.get(clientId)
+    if (b === undefined) {
+      b = Buffer.from(clientId, 'utf8')
+      if (b.length > MAX_CLIENT_ID_BYTES) {
+        throw tributaryError('TRIB_ERR_LOG_RECORD_TOO_LARGE', `client id of ${b.length} bytes exceeds ${MAX_CLIENT_ID_BYTES}`, { clientId })
+      }
+      if (this.clientIds.size >= MAX_CLIENT_ID_CACHE) this.clientIds.clear()
+      this.clientIds.set(clientId, b)
+    }
+    return b
+  }
+
+  private notOpenError (): Error {
+    if (this.state === 'failed') {
+      return tributaryError('TRIB_ERR_LOG_IO', 'commitlog refuses appends after an I/O failure; reopen it', { dir: this.dir }, this.failure)
+    }
+    return tributaryError('TRIB_ERR_LOG_CLOSED', 'commitlog is closed', { dir: this.dir })
+  }
+
+  // Closes the active segment with an end-of-segment marker and starts the next one.
+  private roll (): void {
+    const old = this.active
+    if (this.bufLen + SEGMENT_END_BYTES > this.buf.length) {
+      this.writeOut()
+      if (this.state !== 'open') throw this.notOpenError()
+    }
+    writeSegmentEnd(this.buf, this.bufLen)
+    this.bufLen += SEGMENT_END_BYTES
+    this.end += SEGMENT_END_BYTES
+    this.writeOut()
+    if (this.state !== 'open') throw this.notOpenError()
+    old.end = this.end
+    old.sealed = true
+    old.time.seal(this.lastRecordOffset, this.lastTs, this.end)
+    try { old.time.save(join(this.dir, timeIndexName(old.base))) } catch (err) { this.log.warn({ err }, 'cannot save time index (rebuilt on next open)') }
+    this.pendingSealed.push(this.activeFd)
+    this.openActive(this.end)
+    this.needDirSync = true
+    this.retentionDue = true
+  }
+
+  private openActive (base: number): void {
+    const path = join(this.dir, segmentName(base))
+    const fd = openSync(path, 'a+')
+    const seg = new Segment(base, path, base + fstatSync(fd).size, new SegmentTimeIndex(base))
+    this.segments.push(seg)
+    this.active = seg
+    this.activeFd = fd
+    this.lastRecordOffset = -1
+  }
+
+  // Writes the buffer to the active segment (page cache). On failure the file is cut back to the
+  // last good position and the log refuses further appends until reopened: nothing after a hole.
+  private writeOut (): void {
+    if (this.bufLen === 0 || this.state === 'failed') return
+    let done = 0
+    try {
+      while (done < this.bufLen) done += writeSync(this.activeFd, this.buf, done, this.bufLen - done)
+    } catch (err) {
+      this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${this.active.path} failed`, { path: this.active.path }, err))
+      return
+    }
+    this.written += this.bufLen
+    this.active.end = this.written
+    this.bufLen = 0
+  }
+
+  private fail (err: Error): void {
+    if (this.state === 'failed') return
+    this.state = 'failed'
+    this.failure = err
+    this.log.error({ err }, 'commitlog I/O failure: refusing appends until reopened')
+    try { ftruncateSync(this.activeFd, this.written - this.active.base) } catch { /* best effort */ }
+    // Forget records that never reached the file, so indexes match the log.
+    this.bufLen = 0
+    this.end = this.written
+    this.active.end = this.written
+    this.active.time.truncate(this.written)
+    try { this.topics.truncateFrom(this.written) } catch (e) { this.log.warn({ err: e }, 'cannot trim topic index after failure') }
+    if (!this.tickScheduled) { this.tickScheduled = true; setImmediate(this.onTick) }
+  }
+
+  // ---------------------------------------------------------------- flush / group commit
+
+  private tick (): void {
+    this.tickScheduled = false
+    this.writeOut()
+    if (this.state === 'failed') { this.failCallbacks(); return }
+    if (this.opts.flushPolicy === 'none') this.fireCallbacks(this.written)
+    if (this.dataWaiters.length > 0) this.wakeDataWaiters()
+    if (this.retentionDue) { this.retentionDue = false; this.enforceRetentionLogged() }
+    this.maybeSync()
+  }
+
+  private maybeSync (): void {
+    if (this.syncing || this.state === 'failed' || this.state === 'closed') return
+    if (this.written === this.durable && this.pendingSealed.length === 0 && !this.needDirSync) {
+      if (this.flushWaiters.length > 0) this.resolveFlushWaiters()
+      return
+    }
+    const policy = this.opts.flushPolicy
+    if (policy === 'always' || this.flushWaiters.length > 0 || this.state === 'closing') { this.startSync(); return }
+    if (policy === 'interval') {
+      const wait = this.lastSyncStartMs + this.opts.flushIntervalMs - Date.now()
+      if (wait <= 0) this.startSync()
+      else if (this.syncTimer === null) this.syncTimer = setTimeout(this.onSyncTimer, wait)
+      return
+    }
+    // 'none': only sealed segments are synced in the background (then their fds are closed).
+    if (this.pendingSealed.length > 0 || this.needDirSync) this.startSync()
+  }
+
+  private startSync (): void {
+    if (this.syncTimer !== null) { clearTimeout(this.syncTimer); this.syncTimer = null }
+    this.syncing = true
+    this.syncTarget = this.written
+    this.syncActiveFd = this.activeFd
+    this.syncSealed = this.pendingSealed
+    this.pendingSealed = []
+    this.syncDir = this.needDirSync
+    this.needDirSync = false
+    this.syncStep = 0
+    this.lastSyncStartMs = Date.now()
+    this.nextSyncStep()
+  }
+
+  // Order matters: sealed segments, then the directory (new segment names), then the active
+  // segment. So a durable record implies every earlier byte is durable too.
+  private nextSyncStep (): void {
+    if (this.syncStep < this.syncSealed.length) {
+      fdatasync(this.syncSealed[this.syncStep] as number, this.onSealedSynced)
+    } else if (this.syncDir) {
+      this.syncDir = false
+      open(this.dir, 'r', (err, fd) => {
+        if (err !== null) { this.syncFailed(err); return }
+        fsync(fd, (err2) => { closeSync(fd); if (err2 !== null) this.syncFailed(err2); else this.nextSyncStep() })
+      })
+    } else {
+      fdatasync(this.syncActiveFd, this.onActiveSynced)
+    }
+  }
+
+  private sealedSynced (err: Error | null): void {
+    if (err !== null) { this.syncFailed(err); return }
+    closeSync(this.syncSealed[this.syncStep] as number)
+    this.syncStep++
+    this.nextSyncStep()
+  }
+
+  private activeSynced (err: Error | null): void {
+    if (err !== null) { this.syncFailed(err); return }
+    this.syncing = false
+    if (this.syncTarget > this.durable) this.durable = this.syncTarget
+    if (this.state === 'failed') { this.failCallbacks(); return }
+    if (this.opts.flushPolicy !== 'none') this.fireCallbacks(this.durable)
+    this.resolveFlushWaiters()
+    this.maybeSync()
+  }
+
+  // After a failed fsync the page cache state is unknown (a retry may "succeed" over lost data),
+  // so we never retry: fail everything pending and refuse appends until reopened.
+  private syncFailed (err: Error): void {
+    this.syncing = false
+    this.fail(tributaryError('TRIB_ERR_LOG_IO', `fsync of ${this.dir} failed`, { dir: this.dir }, err))
+    this.failCallbacks()
+  }
+
+  private fireCallbacks (upTo: number): void {
+    const fns = this.cbFns
+    const ends = this.cbEnds
+    let i = this.cbHead
+    while (i < fns.length && (ends[i] as number) <= upTo) {
+      const fn = fns[i] as DurableCallback
+      i++
+      this.cbHead = i
+      fn(null)
+    }
+    if (this.cbHead >= fns.length) { fns.length = 0; ends.length = 0; this.cbHead = 0 } else if (this.cbHead > 65_536) {
+      this.cbFns = fns.slice(this.cbHead)
+      this.cbEnds = ends.slice(this.cbHead)
+      this.cbHead = 0
+    }
+  }
+
+  private failCallbacks (): void {
+    const err = this.failure ?? tributaryError('TRIB_ERR_LOG_IO', 'commitlog failed')
+    // Records below `durable` were acknowledged already or are acknowledged now: they are on disk.
+    if (this.opts.flushPolicy !== 'none') this.fireCallbacks(this.durable)
+    else this.fireCallbacks(this.written)
+    const fns = this.cbFns
+    for (let i = this.cbHead; i < fns.length; i++) (fns[i] as DurableCallback)(err)
+    this.cbFns = []
+    this.cbEnds = []
+    this.cbHead = 0
+    const fw = this.flushWaiters
+    this.flushWaiters = []
+    for (const w of fw) w.reject(err)
+  }
+
+  private resolveFlushWaiters (): void {
+    if (this.flushWaiters.length === 0) return
+    const keep: Waiter[] = []
+    for (const w of this.flushWaiters) {
+      if (w.offset <= this.durable) w.resolve()
+      else keep.push(w)
+    }
+    this.flushWaiters = keep
+  }
+
+  // Writes and fsyncs everything appended so far.
+  async flush (): Promise<void> {
+    if (this.state === 'failed') throw this.notOpenError()
+    if (this.state === 'closed') return
+    this.writeOut()
+    if ((this.state as State) === 'failed') { this.failCallbacks(); throw this.notOpenError() }
+    const target = this.end
+    if (target <= this.durable && this.pendingSealed.length === 0) return
+    await new Promise<void>((resolve, reject) => {
+      this.flushWaiters.push({ offset: target, resolve, reject })
+      this.maybeSync()
+    })
+  }
+
+  // ---------------------------------------------------------------- waiting for data
+
+  // Resolves once endOffset > offset (new data to read from `offset`).
+  async waitForData (offset: number): Promise<void> {
+    if (this.end > offset) return
+    if (this.state !== 'open') throw this.notOpenError()
+    await new Promise<void>((resolve, reject) => { this.dataWaiters.push({ offset, resolve, reject }) })
+  }
+
+  private wakeDataWaiters (): void {
+    const keep: Waiter[] = []
+    for (const w of this.dataWaiters) {
+      if (this.end > w.offset) w.resolve()
+      else keep.push(w)
+    }
+    this.dataWaiters = keep
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  // Records from `offset` in log order, crossing segments. `limits.maxOffset` stops before that
+  // offset (a replicator passes durableOffset to ship only what survives a crash).
+  read (offset: number, limits?: ReadLimits): ReadBatch {
+    if (this.state === 'closed') throw this.notOpenError()
+    const maxRecords = limits?.maxRecords ?? DEFAULT_READ_MAX_RECORDS
+    const maxBytes = limits?.maxBytes ?? DEFAULT_READ_MAX_BYTES
+    const stop = Math.min(this.end, limits?.maxOffset ?? Infinity)
+    const records: LogRecord[] = []
+    if (offset < this.startOffset) return { status: 'truncated', records, nextOffset: this.startOffset }
+    if (offset >= stop) return { status: 'end', records, nextOffset: offset }
+    if (stop > this.written) this.writeOut()
+    const probe = newProbe()
+    let pos = offset
+    let bytes = 0
+    while (records.length < maxRecords && pos < stop) {
+      const seg = this.segmentFor(pos)
+      if (seg === null) break
+      const segEnd = Math.min(seg.end, stop)
+      if (pos >= segEnd) { pos = seg.end; continue }
+      const want = Math.min(segEnd - pos, Math.max(maxBytes - bytes, HEADER_BYTES))
+      const chunk = Buffer.allocUnsafe(want)
+      const got = this.readAt(seg, pos, chunk, want)
+      let at = 0
+      while (records.length < maxRecords) {
+        probeFrame(chunk, at, got, this.opts.maxRecordBytes, probe)
+        if (probe.check === 'record') {
+          const d = decodeRecord(chunk, at)
+          records.push({
+            offset: pos + at, nextOffset: pos + at + probe.length, timestampMs: d.timestampMs, topic: d.topic,
+            payload: d.payload, qos: d.qos, retain: d.retain, clientId: d.clientId
+          })
+          at += probe.length
+          bytes += probe.length
+        } else if (probe.check === 'segment-end') {
+          at = seg.end - pos // continue in the next segment
+          break
+        } else if (probe.check === 'short') {
+          if (at === 0) {
+            // The first record is larger than the budget: read exactly it (progress guaranteed).
+            const need = probe.length
+            if (need > segEnd - pos) throw this.corrupt(seg, pos)
+            const one = Buffer.allocUnsafe(need)
+            this.readAt(seg, pos, one, need)
+            if (probeFrame(one, 0, need, this.opts.maxRecordBytes, probe).check !== 'record') throw this.corrupt(seg, pos)
+            const d = decodeRecord(one, 0)
+            records.push({
+              offset: pos, nextOffset: pos + need, timestampMs: d.timestampMs, topic: d.topic,
+              payload: d.payload, qos: d.qos, retain: d.retain, clientId: d.clientId
+            })
+            at = need
+            bytes += need
+          }
+          break
+        } else {
+          throw this.corrupt(seg, pos + at)
+        }
+      }
+      pos += at
+      if (bytes >= maxBytes) break
+    }
+    return { status: records.length > 0 ? 'ok' : 'end', records, nextOffset: pos }
+  }
+
+  private corrupt (seg: Segment, offset: number): Error {
+    return tributaryError('TRIB_ERR_LOG_CORRUPT', `bad record at offset ${offset} in ${seg.path}`, { offset, path: seg.path })
+  }
+
+  private segmentFor (offset: number): Segment | null {
+    const segs = this.segments
+    let lo = 0
+    let hi = segs.length - 1
+    if (hi < 0 || offset < (segs[0] as Segment).base) return null
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if ((segs[mid] as Segment).base <= offset) lo = mid
+      else hi = mid - 1
+    }
+    return segs[lo] as Segment
+  }
+
+  private readAt (seg: Segment, offset: number, into: Buffer, len: number): number {
+    const fd = seg === this.active ? this.activeFd : this.readFd(seg)
+    let got = 0
+    while (got < len) {
+      const n = readSync(fd, into, got, len - got, offset - seg.base + got)
+      if (n === 0) break
+      got += n
+    }
+    return got
+  }
+
+  private readFd (seg: Segment): number {
+    let fd = this.readFds.get(seg.base)
+    if (fd !== undefined) return fd
+    if (this.readFds.size >= MAX_READ_FDS) {
+      const [base, old] = this.readFds.entries().next().value as [number, number]
+      this.readFds.delete(base)
+      closeSync(old)
+    }
+    fd = openSync(seg.path, 'r')
+    this.readFds.set(seg.base, fd)
+    return fd
+  }
+
+  // Reads one record whose position and size are known (from a topic index entry).
+  private readOne (offset: number, frameBytes: number): LogRecord | null {
+    if (offset + frameBytes > this.written) this.writeOut()
+    const seg = this.segmentFor(offset)
+    if (seg === null) return null
+    const b = Buffer.allocUnsafe(frameBytes)
+    const got = this.readAt(seg, offset, b, frameBytes)
+    if (probeFrame(b, 0, got, this.opts.maxRecordBytes, newProbe()).check !== 'record') throw this.corrupt(seg, offset)
+    const d = decodeRecord(b, 0)
+    return {
+      offset, nextOffset: offset + frameBytes, timestampMs: d.timestampMs, topic: d.topic,
+      payload: d.payload, qos: d.qos, retain: d.retain, clientId: d.clientId
+    }
+  }
+
+  // ---------------------------------------------------------------- topic index
+
+  // The topic's next topic offset (= number of records ever appended to it).
+  topicEnd (topic: string): number {
+    return this.topics.get(topic)?.count ?? 0
+  }
+
+  get topicCount (): number { return this.topics.topicCount }
+
+  // Records of one topic from a topic offset (O(1) to find the start). `nextOffset` in the result
+  // is a topic offset. Status 'truncated': retention deleted that record; nextOffset is the first
+  // retained topic offset.
+  readTopic (topic: string, topicOffset: number, limits?: ReadLimits): ReadBatch {
+    if (this.state === 'closed') throw this.notOpenError()
+    const t = this.topics.get(topic)
+    const records: LogRecord[] = []
+    if (t === undefined || topicOffset >= t.count) return { status: 'end', records, nextOffset: topicOffset }
+    const maxRecords = limits?.maxRecords ?? DEFAULT_READ_MAX_RECORDS
+    const maxBytes = limits?.maxBytes ?? DEFAULT_READ_MAX_BYTES
+    const stop = limits?.maxOffset ?? Infinity
+    const n = Math.min(maxRecords, t.count - topicOffset)
+    const entries = this.topics.entries(t, topicOffset, n)
+    const start = this.startOffset
+    let bytes = 0
+    let i = 0
+    for (; i * TOPIC_ENTRY_BYTES < entries.length; i++) {
+      const logOffset = entries.readUInt32LE(i * 20) + entries.readUInt32LE(i * 20 + 4) * 0x1_0000_0000
+      const size = entries.readUInt32LE(i * 20 + 8)
+      if (logOffset < start) {
+        if (i === 0) {
+          return { status: 'truncated', records, nextOffset: this.topics.lowerBound(t, 'logOffset', start) }
+        }
+        break
+      }
+      if (logOffset + size > stop) break
+      if (i > 0 && bytes + size > maxBytes) break
+      const rec = this.readOne(logOffset, size)
+      if (rec === null) break
+      records.push(rec)
+      bytes += size
+    }
+    return { status: records.length > 0 ? 'ok' : 'end', records, nextOffset: topicOffset + i }
+  }
+
+  // First topic offset whose record has timestamp >= ts (O(log n)); topicEnd if none.
+  topicOffsetForTime (topic: string, ts: number): number {
+    const t = this.topics.get(topic)
+    return t === undefined ? 0 : this.topics.lowerBound(t, 'timestampMs', ts)
+  }
+
+  // The index entry (log offset, frame size, timestamp) of a topic offset, or null.
+  topicEntry (topic: string, topicOffset: number): TopicEntry | null {
+    const t = this.topics.get(topic)
+    if (t === undefined || topicOffset < 0 || topicOffset >= t.count) return null
+    return this.topics.entry(t, topicOffset, { logOffset: 0, frameBytes: 0, timestampMs: 0 })
+  }
+
+  // ---------------------------------------------------------------- time index
+
+  // Offset of the first record with timestamp >= ts (endOffset if none; startOffset if all are).
+  offsetForTime (ts: number): number {
+    const segs = this.segments
+    let i = 0
+    while (i < segs.length && (segs[i] as Segment).time.lastTs < ts) i++
+    if (i === segs.length) return this.end
+    const seg = segs[i] as Segment
+    let pos = seg.time.scanStartFor(ts)
+    while (true) {
+      const batch = this.read(pos, { maxRecords: 256 })
+      if (batch.records.length === 0) return this.end
+      for (const r of batch.records) if (r.timestampMs >= ts) return r.offset
+      pos = batch.nextOffset
+    }
+  }
+
+  // ---------------------------------------------------------------- readers and retention
+
+  setReader (name: string, offset: number): void { this.readers.set(name, offset) }
+  removeReader (name: string): void { this.readers.delete(name) }
+
+  // Deletes whole oldest segments (never the active one) past retentionBytes or retentionMs.
+  // The age rule keeps segments a registered reader has not finished; the bytes cap (disk) wins
+  // over readers and then what each reader lost is counted in the report and logged at warn.
+  enforceRetention (): RetentionReport {
+    const report: RetentionReport = { deletedSegments: 0, deletedBytes: 0, drops: [] }
+    if (this.state !== 'open' && this.state !== 'failed') return report
+    const { retentionBytes, retentionMs } = this.opts
+    if (retentionBytes <= 0 && retentionMs <= 0) return report
+    let total = 0
+    for (const s of this.segments) total += s.end - s.base
+    const cutoff = this.now() - retentionMs
+    const drops = new Map<string, RetentionDrop>()
+    while (this.segments.length > 1) {
+      const seg = this.segments[0] as Segment
+      const size = seg.end - seg.base
+      const overBytes = retentionBytes > 0 && total > retentionBytes
+      const tooOld = retentionMs > 0 && seg.sealed && seg.time.lastTs < cutoff
+      if (!overBytes && !tooOld) break
+      let minReader = Infinity
+      for (const off of this.readers.values()) if (off < minReader) minReader = off
+      if (!overBytes && minReader < seg.end) break // a reader still needs it: age alone won't delete
+      if (minReader < seg.end) {
+        for (const [name, off] of this.readers) {
+          if (off >= seg.end) continue
+          const from = Math.max(off, seg.base)
+          const scan = scanSegment(seg.path, seg.base, from, seg.end, this.opts.maxRecordBytes, null)
+          const d = drops.get(name) ?? { reader: name, records: 0, bytes: 0 }
+          d.records += scan.records
+          d.bytes += seg.end - from
+          drops.set(name, d)
+        }
+        const scan = scanSegment(seg.path, seg.base, Math.max(minReader, seg.base), seg.end, this.opts.maxRecordBytes, null)
+        this.droppedRecords += scan.records
+      }
+      this.deleteSegment(seg)
+      total -= size
+      report.deletedSegments++
+      report.deletedBytes += size
+    }
+    report.drops = [...drops.values()]
+    for (const d of report.drops) {
+      this.log.warn({ reader: d.reader, records: d.records, bytes: d.bytes }, 'retention (disk cap) deleted records a reader had not read')
+    }
+    if (report.deletedSegments > 0) this.log.info({ segments: report.deletedSegments, bytes: report.deletedBytes }, 'retention deleted segments')
+    return report
+  }
+
+  private enforceRetentionLogged (): void {
+    try { this.enforceRetention() } catch (err) { this.log.error({ err }, 'retention failed') }
+  }
+
+  private deleteSegment (seg: Segment): void {
+    const fd = this.readFds.get(seg.base)
+    if (fd !== undefined) { closeSync(fd); this.readFds.delete(seg.base) }
+    unlinkSync(seg.path)
+    try { unlinkSync(join(this.dir, timeIndexName(seg.base))) } catch { /* never written */ }
+    this.segments.shift()
+  }
+
+  // ---------------------------------------------------------------- stats, checkpoint, close
+
+  stats (): CommitLogStats {
+    let bytes = 0
+    for (const s of this.segments) bytes += s.end - s.base
+    return {
+      startOffset: this.startOffset,
+      endOffset: this.end,
+      durableOffset: this.durable,
+      segments: this.segments.length,
+      bytesOnDisk: bytes,
+      appendedRecords: this.appendedRecords,
+      droppedRecords: this.droppedRecords
+    }
+  }
+
+  // Index journal and active time index to files, then the checkpoint. Indexes are not fsynced
+  // (derived data); the checkpoint only claims what is durable.
+  private checkpoint (sync: boolean): void {
+    this.writeOut()
+    this.topics.writeOut()
+    const indexed = this.written
+    this.active.time.coveredEnd = Math.max(this.active.time.coveredEnd, this.active.base)
+    this.active.time.save(join(this.dir, timeIndexName(this.active.base)))
+    writeCheckpoint(join(this.dir, CHECKPOINT_FILE), {
+      durableOffset: this.durable, indexedOffset: Math.min(indexed, this.durable), writtenAtMs: Date.now()
+    }, sync)
+  }
+
+  private startTimers (): void {
+    this.checkpointTimer = setInterval(() => {
+      if (this.state !== 'open') return
+      try { this.checkpoint(false) } catch (err) { this.log.warn({ err }, 'periodic checkpoint failed') }
+    }, CHECKPOINT_INTERVAL_MS)
+    this.checkpointTimer.unref()
+    if (this.opts.retentionBytes > 0 || this.opts.retentionMs > 0) {
+      this.retentionTimer = setInterval(() => { this.enforceRetentionLogged() }, RETENTION_INTERVAL_MS)
+      this.retentionTimer.unref()
+    }
+  }
+
+  // Flushes, writes the checkpoint, removes the dirty marker and releases the lock.
+  async close (): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return
+    const failed = this.state === 'failed'
+    if (!failed) {
+      this.state = 'closing'
+      try {
+        await this.flushForClose()
+      } catch (err) {
+        this.log.error({ err }, 'final flush failed')
+      }
+    }
+    while (this.syncing) await new Promise((resolve) => setImmediate(resolve))
+    if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer)
+    if (this.retentionTimer !== null) clearInterval(this.retentionTimer)
+    if (this.syncTimer !== null) clearTimeout(this.syncTimer)
+    const cleanClose = this.state !== 'failed' && this.durable === this.end
+    try {
+      if (cleanClose) {
+        this.checkpoint(true)
+        unlinkSync(join(this.dir, DIRTY_FILE))
+        fsyncDir(this.dir)
+      }
+    } finally {
+      this.state = 'closed'
+      const closedErr = tributaryError('TRIB_ERR_LOG_CLOSED', 'commitlog closed')
+      for (const w of this.dataWaiters) w.reject(closedErr)
+      this.dataWaiters = []
+      this.topics.close()
+      for (const fd of this.pendingSealed) closeSync(fd)
+      this.pendingSealed = []
+      for (const fd of this.readFds.values()) closeSync(fd)
+      this.readFds.clear()
+      closeSync(this.activeFd)
+      releaseLock(this.dir)
+    }
+  }
+
+  private async flushForClose (): Promise<void> {
+    this.writeOut()
+    if (this.state === 'failed') { this.failCallbacks(); return }
+    await new Promise<void>((resolve, reject) => {
+      this.flushWaiters.push({ offset: this.end, resolve, reject })
+      this.maybeSync()
+    })
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private recover (): RecoveryReport {
+    const dir = this.dir
+    const max = this.opts.maxRecordBytes
+    const cp = readCheckpoint(join(dir, CHECKPOINT_FILE))
+    let dirty = dirtyMarkerExists(dir)
+    const bases = listSegmentBases(dir)
+    for (const base of bases) {
+      const path = join(dir, segmentName(base))
+      const fd = openSync(path, 'r')
+      const size = fstatSync(fd).size
+      closeSync(fd)
+      let time = SegmentTimeIndex.load(join(dir, timeIndexName(base)), base)
+      if (time !== null && time.coveredEnd > base + size) time = null // index claims more than the file holds
+      this.segments.push(new Segment(base, path, base + size, time ?? new SegmentTimeIndex(base)))
+      if (time === null) (this.segments[this.segments.length - 1] as Segment).time.coveredEnd = -1
+    }
+    const first = this.segments[0]
+    const last = this.segments[this.segments.length - 1]
+    const fileEnd = last === undefined ? 0 : last.end
+    if (last !== undefined && (cp === null || cp.durableOffset !== fileEnd)) dirty = true
+
+    // Where the scan must start: the checkpoint after a dirty shutdown, earlier where an index is
+    // missing or behind.
+    let scanFrom = Infinity
+    if (dirty && first !== undefined) scanFrom = cp === null ? first.base : Math.min(cp.durableOffset, cp.indexedOffset)
+    if (cp !== null && first !== undefined && cp.durableOffset > fileEnd) {
+      // The disk lost data it had confirmed as synced (or files were cut by hand): trust nothing.
+      this.log.error({ durableOffset: cp.durableOffset, fileEnd }, 'commitlog is shorter than its checkpoint: acknowledged data was lost; rescanning everything')
+      scanFrom = first.base
+    }
+    const topicsOk = this.topics.load().ok
+    if (first !== undefined && !topicsOk) {
+      this.log.warn('topic index missing or incomplete: rebuilding from the whole log')
+      this.topics.reset()
+      scanFrom = first.base
+    }
+    if (cp !== null && cp.indexedOffset < fileEnd) scanFrom = Math.min(scanFrom, cp.indexedOffset)
+    for (const s of this.segments) {
+      if (s.time.coveredEnd < 0) { s.time = new SegmentTimeIndex(s.base); scanFrom = Math.min(scanFrom, s.base) } else if (s.time.coveredEnd < s.end) scanFrom = Math.min(scanFrom, s.time.coveredEnd)
+      s.sealed = s.time.sealed && s.time.coveredEnd === s.end
+    }
+    const report: RecoveryReport = { dirty, scannedFromOffset: fileEnd, truncatedBytes: 0, recordsRecovered: 0, endOffset: fileEnd }
+    if (first !== undefined && scanFrom < fileEnd) {
+      scanFrom = Math.max(scanFrom, first.base)
+      report.scannedFromOffset = scanFrom
+      this.log.info({ dirty, scanFrom, fileEnd }, 'commitlog recovery: scanning')
+      this.topics.truncateFrom(scanFrom)
+      let i = this.segments.findIndex((s) => s.end > scanFrom || s === last)
+      for (let k = i; k < this.segments.length; k++) {
+        const s = this.segments[k] as Segment
+        if (s.base >= scanFrom) s.time = new SegmentTimeIndex(s.base)
+        else s.time.truncate(scanFrom)
+        s.sealed = false
+      }
+      let from = scanFrom
+      let currentTime: SegmentTimeIndex = (this.segments[i] as Segment).time
+      const visit = (offset: number, frameBytes: number, ts: number, topic: string): void => {
+        currentTime.add(offset, ts, offset + frameBytes)
+        this.topics.add(this.topics.getOrCreate(topic), offset, frameBytes, ts)
+        report.recordsRecovered++
+      }
+      for (; i < this.segments.length; i++) {
+        const s = this.segments[i] as Segment
+        currentTime = s.time
+        const r = scanSegment(s.path, s.base, Math.max(from, s.base), s.end, max, visit)
+        const isLast = i === this.segments.length - 1
+        if (r.sealed && !r.stoppedAtBad) {
+          s.sealed = true
+          s.time.seal(r.lastRecordOffset, r.records > 0 ? r.lastTimestampMs : s.time.lastTs, r.validEnd)
+          s.time.save(join(dir, timeIndexName(s.base)))
+          from = s.end
+          continue
+        }
+        if (r.stoppedAtBad || (!r.sealed && !isLast) || r.validEnd < s.end) {
+          // Torn tail or garbage: cut here, and drop every later segment (nothing after a hole).
+          const cut = r.validEnd
+          report.truncatedBytes += s.end - cut
+          const fd = openSync(s.path, 'r+')
+          ftruncateSync(fd, cut - s.base)
+          fsyncSync(fd)
+          closeSync(fd)
+          s.end = cut
+          s.sealed = r.sealed
+          if (r.sealed) s.time.seal(r.lastRecordOffset, r.lastTimestampMs, cut)
+          for (const later of this.segments.splice(i + 1)) {
+            report.truncatedBytes += later.end - later.base
+            unlinkSync(later.path)
+            try { unlinkSync(join(dir, timeIndexName(later.base))) } catch { /* none */ }
+          }
+          this.log.warn({ segment: s.path, offset: cut, truncatedBytes: report.truncatedBytes }, 'commitlog recovery: truncated a torn or corrupt tail')
+        }
+        break
+      }
+      this.topics.writeOut()
+    }
+    const tail = this.segments[this.segments.length - 1]
+    const endNow = tail === undefined ? 0 : tail.end
+    report.endOffset = endNow
+    // Re-open the tail for appends, or start a new segment after a sealed one (or the first).
+    if (tail !== undefined && !tail.sealed) {
+      this.segments.pop()
+      const time = tail.time
+      this.openActive(tail.base)
+      this.active.time = time
+      this.active.end = endNow
+    } else {
+      this.openActive(endNow)
+      this.needDirSync = true
+    }
+    this.end = this.written = this.durable = endNow
+    this.lastTs = this.active.time.lastTs
+    for (const s of this.segments) if (s.time.lastTs > this.lastTs) this.lastTs = s.time.lastTs
+    // Mark dirty before anything is appended; the checkpoint records where a rescan starts.
+    writeFileSync(join(dir, DIRTY_FILE), String(this.now()))
+    this.active.time.save(join(dir, timeIndexName(this.active.base)))
+    writeCheckpoint(join(dir, CHECKPOINT_FILE), { durableOffset: endNow, indexedOffset: endNow, writtenAtMs: Date.now() }, true)
+    fsyncDir(dir)
+    if (dirty) this.log.info(report, 'commitlog recovered after a dirty shutdown')
+    return report
+  }
+}
+
+function fsyncDir (dir: string): void {
+  const fd = openSync(dir, 'r')
+  try { fsyncSync(fd) } finally { closeSync(fd) }
+}
+
+function validateOptions (opts: CommitLogOptions): void {
+  const bad = (field: string, why: string): never => {
+    throw tributaryError('TRIB_ERR_CONFIG_INVALID', `commitlog option ${field} ${why}`, { field })
+  }
+  if (!Number.isSafeInteger(opts.maxRecordBytes) || opts.maxRecordBytes < HEADER_BYTES + 1) bad('maxRecordBytes', `must be an integer >= ${HEADER_BYTES + 1}`)
+  if (opts.maxRecordBytes > 0xffff_ffff) bad('maxRecordBytes', 'must fit 32 bits')
+  if (!Number.isSafeInteger(opts.segmentBytes) || opts.segmentBytes < opts.maxRecordBytes + SEGMENT_END_BYTES) bad('segmentBytes', 'must hold at least one maximum record plus the end-of-segment marker')
+  if (!(opts.flushIntervalMs >= 0)) bad('flushIntervalMs', 'must be >= 0')
+  if (!['always', 'interval', 'none'].includes(opts.flushPolicy)) bad('flushPolicy', 'must be always, interval or none')
+  if (!(opts.retentionBytes >= 0)) bad('retentionBytes', 'must be >= 0')
+  if (!(opts.retentionMs >= 0)) bad('retentionMs', 'must be >= 0')
+}

@@ -1,0 +1,258 @@
+// Per-topic index: for each topic a file of fixed-width entries, so entry i (the topic's i-th
+// record) is at byte i * 20 and a reader starts at a topic offset in O(1), at a time in O(log n).
+//
+//   index/topics      registry: repeated (u16 LE length | UTF-8 topic); a topic's id is its
+//                     position in this file
+//   index/<id>.tidx   entries: logOffset u64 LE | frameBytes u32 LE | timestamp u64 LE  (20 B)
+//
+// Index files are derived data: appends go to an in-memory journal (no syscall per append),
+// written out in one pass per topic when the journal fills, before a lookup, at checkpoints and
+// at close. They are never fsynced on the hot path; recovery rebuilds them from the log from the
+// checkpoint's indexedOffset on. With 10,000+ topics (one per device) we keep only a bounded
+// cache of open file descriptors.
+import {
+  closeSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync,
+  statSync, writeSync, appendFileSync, existsSync, constants
+} from 'node:fs'
+import { join } from 'node:path'
+import { readU48, writeU48 } from './format.js'
+
+export const TOPIC_ENTRY_BYTES = 20
+const REGISTRY = 'topics'
+// Open index fds kept at once. Far below the default ulimit (1024) with room for sockets.
+const MAX_OPEN_INDEX_FDS = 64
+// Journal entries held before they are written out (20 MB/s of appends makes this ~1 s).
+const MAX_JOURNAL_ENTRIES = 65_536
+
+export class TopicState {
+  readonly id: number
+  readonly name: string
+  readonly bytes: Buffer
+  // Entries in total (file + journal): the next record's topic offset.
+  count: number
+  // Entries already in the file.
+  onDisk: number
+
+  constructor (id: number, name: string, bytes: Buffer, onDisk: number) {
+    this.id = id
+    this.name = name
+    this.bytes = bytes
+    this.count = onDisk
+    this.onDisk = onDisk
+  }
+}
+
+export interface TopicEntry {
+  logOffset: number
+  frameBytes: number
+  timestampMs: number
+}
+
+export class TopicIndex {
+  private readonly dir: string
+  private readonly byName = new Map<string, TopicState>()
+  private readonly byId: TopicState[] = []
+  private readonly fds = new Map<number, number>() // id -> fd, insertion order = LRU order
+  private registryPending: Buffer[] = []
+  // Journal of entries not yet in their files (preallocated parallel typed arrays, ~1.6 MB:
+  // no object and no allocation per entry).
+  private readonly jTopic = new Uint32Array(MAX_JOURNAL_ENTRIES)
+  private readonly jOffset = new Float64Array(MAX_JOURNAL_ENTRIES)
+  private readonly jSize = new Uint32Array(MAX_JOURNAL_ENTRIES)
+  private readonly jTs = new Float64Array(MAX_JOURNAL_ENTRIES)
+  private jLen = 0
+  private readonly entryBuf = Buffer.alloc(TOPIC_ENTRY_BYTES)
+
+  constructor (dir: string) {
+    this.dir = dir
+  }
+
+  // Loads the registry and each topic's entry count. Returns false when the index is unusable
+  // (missing registry while segments exist is decided by the caller; missing files here).
+  load (): { ok: boolean } {
+    mkdirSync(this.dir, { recursive: true })
+    const regPath = join(this.dir, REGISTRY)
+    if (!existsSync(regPath)) return { ok: false }
+    const reg = readFileSync(regPath)
+    let p = 0
+    let ok = true
+    while (p + 2 <= reg.length) {
+      const len = reg.readUInt16LE(p)
+      if (p + 2 + len > reg.length) break // torn tail of the registry: those topics get rebuilt
+      const name = reg.toString('utf8', p + 2, p + 2 + len)
+      p += 2 + len
+      const id = this.byId.length
+      let onDisk = 0
+      try {
+        onDisk = Math.floor(statSync(this.filePath(id)).size / TOPIC_ENTRY_BYTES)
+      } catch {
+        ok = false // a registered topic's file is gone
+      }
+      const t = new TopicState(id, name, Buffer.from(name, 'utf8'), onDisk)
+      this.byId.push(t)
+      this.byName.set(name, t)
+    }
+    return { ok }
+  }
+
+  // Deletes every index file (before a full rebuild).
+  reset (): void {
+    this.closeFds()
+    rmSync(this.dir, { recursive: true, force: true })
+    mkdirSync(this.dir, { recursive: true })
+    this.byName.clear()
+    this.byId.length = 0
+    this.registryPending = []
+    this.clearJournal()
+  }
+
+  get topicCount (): number { return this.byId.length }
+
+  get (name: string): TopicState | undefined { return this.byName.get(name) }
+
+  getOrCreate (name: string): TopicState {
+    let t = this.byName.get(name)
+    if (t === undefined) {
+      const bytes = Buffer.from(name, 'utf8')
+      t = new TopicState(this.byId.length, name, bytes, 0)
+      this.byId.push(t)
+      this.byName.set(name, t)
+      const rec = Buffer.allocUnsafe(2 + bytes.length)
+      rec.writeUInt16LE(bytes.length, 0)
+      bytes.copy(rec, 2)
+      this.registryPending.push(rec)
+    }
+    return t
+  }
+
+  // Hot path: one array push per field, no syscall.
+  add (t: TopicState, logOffset: number, frameBytes: number, timestampMs: number): number {
+    const j = this.jLen++
+    this.jTopic[j] = t.id
+    this.jOffset[j] = logOffset
+    this.jSize[j] = frameBytes
+    this.jTs[j] = timestampMs
+    if (this.jLen === MAX_JOURNAL_ENTRIES) this.writeOut()
+    return t.count++
+  }
+
+  get pendingEntries (): number { return this.jLen }
+
+  // Writes the registry additions and the journal to the files (page cache; no fsync).
+  writeOut (): void {
+    if (this.registryPending.length > 0) {
+      appendFileSync(join(this.dir, REGISTRY), Buffer.concat(this.registryPending))
+      this.registryPending = []
+    }
+    const n = this.jLen
+    if (n === 0) return
+    // Group the journal by topic: one write per topic per pass.
+    const groups = new Map<number, number[]>()
+    for (let i = 0; i < n; i++) {
+      const id = this.jTopic[i] as number
+      let g = groups.get(id)
+      if (g === undefined) { g = []; groups.set(id, g) }
+      g.push(i)
+    }
+    for (const [id, idxs] of groups) {
+      const t = this.byId[id] as TopicState
+      const buf = Buffer.allocUnsafe(idxs.length * TOPIC_ENTRY_BYTES)
+      for (let k = 0; k < idxs.length; k++) {
+        const i = idxs[k] as number
+        const at = k * TOPIC_ENTRY_BYTES
+        writeU48(buf, this.jOffset[i] as number, at)
+        buf.writeUInt32LE(this.jSize[i] as number, at + 8)
+        writeU48(buf, this.jTs[i] as number, at + 12)
+      }
+      const fd = this.fd(id)
+      let done = 0
+      while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, t.onDisk * TOPIC_ENTRY_BYTES + done)
+      t.onDisk += idxs.length
+    }
+    this.clearJournal()
+  }
+
+  entry (t: TopicState, i: number, out: TopicEntry): TopicEntry {
+    if (i >= t.onDisk) this.writeOut()
+    const fd = this.fd(t.id)
+    readSync(fd, this.entryBuf, 0, TOPIC_ENTRY_BYTES, i * TOPIC_ENTRY_BYTES)
+    out.logOffset = readU48(this.entryBuf, 0)
+    out.frameBytes = this.entryBuf.readUInt32LE(8)
+    out.timestampMs = readU48(this.entryBuf, 12)
+    return out
+  }
+
+  // Entries [from, from + n) as a buffer of 20-byte entries.
+  entries (t: TopicState, from: number, n: number): Buffer {
+    if (from + n > t.onDisk) this.writeOut()
+    const buf = Buffer.allocUnsafe(n * TOPIC_ENTRY_BYTES)
+    const got = readSync(this.fd(t.id), buf, 0, buf.length, from * TOPIC_ENTRY_BYTES)
+    return buf.subarray(0, got - (got % TOPIC_ENTRY_BYTES))
+  }
+
+  // First topic offset whose entry satisfies `field >= value` (binary search, O(log n) reads).
+  lowerBound (t: TopicState, field: 'logOffset' | 'timestampMs', value: number): number {
+    const e: TopicEntry = { logOffset: 0, frameBytes: 0, timestampMs: 0 }
+    let lo = 0
+    let hi = t.count
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2)
+      if (this.entry(t, mid, e)[field] < value) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  // Recovery: forget entries pointing at or past `logOffset` in every topic.
+  truncateFrom (logOffset: number): void {
+    this.writeOut()
+    for (const t of this.byId) {
+      if (t.count === 0) continue
+      const keep = this.lowerBound(t, 'logOffset', logOffset)
+      if (keep < t.count) {
+        ftruncateSync(this.fd(t.id), keep * TOPIC_ENTRY_BYTES)
+        t.count = keep
+        t.onDisk = keep
+      }
+    }
+  }
+
+  // Opens (bounded LRU cache) and drops a partial trailing entry left by a crash mid-write.
+  private fd (id: number): number {
+    let fd = this.fds.get(id)
+    if (fd !== undefined) {
+      this.fds.delete(id) // re-insert: most recently used last
+      this.fds.set(id, fd)
+      return fd
+    }
+    if (this.fds.size >= MAX_OPEN_INDEX_FDS) {
+      const [oldId, oldFd] = this.fds.entries().next().value as [number, number]
+      this.fds.delete(oldId)
+      closeSync(oldFd)
+    }
+    // Not O_APPEND: entries are written at explicit positions (i * 20).
+    fd = openSync(this.filePath(id), constants.O_RDWR | constants.O_CREAT, 0o644)
+    const size = fstatSync(fd).size
+    if (size % TOPIC_ENTRY_BYTES !== 0) ftruncateSync(fd, size - (size % TOPIC_ENTRY_BYTES))
+    this.fds.set(id, fd)
+    return fd
+  }
+
+  private filePath (id: number): string {
+    return join(this.dir, `${id}.tidx`)
+  }
+
+  private clearJournal (): void {
+    this.jLen = 0
+  }
+
+  closeFds (): void {
+    for (const fd of this.fds.values()) closeSync(fd)
+    this.fds.clear()
+  }
+
+  close (): void {
+    this.writeOut()
+    this.closeFds()
+  }
+}

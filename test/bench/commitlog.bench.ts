@@ -1,0 +1,109 @@
+// Commitlog append throughput per flush policy vs raw sequential fs.writeSync of the same bytes.
+// Standalone: `node --import tsx test/bench/commitlog.bench.ts`; or `run()` from a bench runner.
+// Measured: time from the first append until the last durable callback (so `always`/`interval`
+// include their fsyncs), appends issued in bursts of BURST per event-loop turn like a busy broker.
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CommitLog, type FlushPolicy } from '../../src/commitlog/index.js'
+import { silentLogger } from '../../src/log/index.js'
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const BURST = 1000
+const TOPICS = 100
+const CASES = [
+  { payloadBytes: 100, records: 500_000 },
+  { payloadBytes: 1024, records: 100_000 }
+]
+const POLICIES: FlushPolicy[] = ['none', 'interval', 'always']
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)] as number
+}
+
+async function appendRun (policy: FlushPolicy, payloadBytes: number, records: number): Promise<{ seconds: number, bytes: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-cl-'))
+  try {
+    const log = await CommitLog.open({
+      dir, segmentBytes: 64 * 1024 * 1024, flushPolicy: policy, flushIntervalMs: 10, maxRecordBytes: 1024 * 1024,
+      retentionBytes: 0, retentionMs: 0, log: silentLogger()
+    })
+    const payload = Buffer.alloc(payloadBytes, 0x61)
+    const topics = Array.from({ length: TOPICS }, (_, i) => `site/1/device/${i}/telemetry`)
+    const input = { topic: '', payload, qos: 1 as const, retain: false, clientId: 'bench-client' }
+    let acked = 0
+    let done: () => void = () => {}
+    const finished = new Promise<void>((resolve) => { done = resolve })
+    const onDurable = (err: Error | null): void => {
+      if (err !== null) throw err
+      if (++acked === records) done()
+    }
+    const start = process.hrtime.bigint()
+    let i = 0
+    const burst = (): void => {
+      const stop = Math.min(records, i + BURST)
+      for (; i < stop; i++) {
+        input.topic = topics[i % TOPICS] as string
+        log.append(input, onDurable)
+      }
+      if (i < records) setImmediate(burst)
+    }
+    burst()
+    await finished
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9
+    const bytes = log.endOffset
+    await log.close()
+    return { seconds, bytes }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// The disk's limit: the same number of bytes in 1 MiB writeSync calls, one fsync at the end.
+function rawRun (bytes: number): number {
+  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-raw-'))
+  try {
+    const chunk = Buffer.alloc(1024 * 1024, 0x62)
+    const fd = openSync(join(dir, 'raw'), 'w')
+    const start = process.hrtime.bigint()
+    for (let left = bytes; left > 0;) {
+      const n = Math.min(left, chunk.length)
+      writeSync(fd, chunk, 0, n)
+      left -= n
+    }
+    fsyncSync(fd)
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9
+    closeSync(fd)
+    return seconds
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export async function run (): Promise<string> {
+  const rows: string[] = []
+  rows.push('| payload | flush policy | appends/s (median) | MB/s | raw writeSync MB/s (median) | vs raw | runs |')
+  rows.push('| --- | --- | ---: | ---: | ---: | ---: | --- |')
+  for (const c of CASES) {
+    for (const policy of POLICIES) {
+      const rates: number[] = []
+      const mbs: number[] = []
+      const raws: number[] = []
+      for (let r = 0; r < RUNS; r++) {
+        const { seconds, bytes } = await appendRun(policy, c.payloadBytes, c.records)
+        rates.push(c.records / seconds)
+        mbs.push(bytes / seconds / 1e6)
+        raws.push(bytes / rawRun(bytes) / 1e6)
+      }
+      const mb = median(mbs)
+      const raw = median(raws)
+      rows.push(`| ${c.payloadBytes} B | ${policy} | ${Math.round(median(rates)).toLocaleString('en-US')} | ${mb.toFixed(0)} | ${raw.toFixed(0)} | ${(100 * mb / raw).toFixed(0)}% | ${RUNS} x ${c.records.toLocaleString('en-US')} records, spread ${Math.round(Math.min(...rates)).toLocaleString('en-US')} to ${Math.round(Math.max(...rates)).toLocaleString('en-US')}/s |`)
+    }
+  }
+  return rows.join('\n')
+}
+
+if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() as string)) {
+  console.log(await run())
+}
