@@ -17,7 +17,9 @@ Run 'tributary <command> --help' for the flags of a command.`
 type Main = (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<number | undefined>
 
 const COMMANDS: Record<string, () => Promise<Main>> = {
-  edge: async () => (await import('../edge/main.js')).main
+  edge: async () => (await import('../edge/main.js')).main,
+  sim: async () => (await import('../firmware-sim/main.js')).main,
+  cloud: async () => (await import('../cloud/main.js')).main
 }
 
 async function run (): Promise<number> {

@@ -1,14 +1,17 @@
 // The commitlog: one append-only log for all topics, in segments, with group commit.
 //
-// Write path (all on the event-loop thread, no promise or syscall per append):
-//   append()  -> frame copied into `buf` (the write buffer); offset assigned; callback queued
-//   tick      -> (setImmediate, once per loop turn) writeSync of the whole buffer to the segment
+// Write path (no promise or syscall per append):
+//   append()  -> frame encoded into the writer's fill buffer; offset assigned; callback queued
+//   tick      -> (setImmediate, once per loop turn) if the pool is idle, the fill buffer is handed
+//                to it: one positional fs.write in flight at a time (writer.ts), so the copy into
+//                the page cache overlaps with framing on the event-loop thread
+//   written   -> `written` advances as writes complete; 'none' callbacks fire; fsyncs may start
 //   sync      -> fdatasync on the libuv pool, at most one in flight; covers everything written
 //                before it started; callbacks fire in append order when their record is covered
-// Reads see every appended record: a read that reaches into the write buffer writes it out first.
+// Reads see every appended record: a read that reaches past `written` drains the writer first.
 import {
-  closeSync, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, readSync,
-  unlinkSync, writeFileSync, writeSync, fsyncSync
+  closeSync, constants, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, readSync,
+  unlinkSync, writeFileSync, fsyncSync
 } from 'node:fs'
 import { join } from 'node:path'
 import { tributaryError } from '../errors/index.js'
@@ -25,14 +28,12 @@ import {
 import { Segment, scanSegment } from './segment.js'
 import { SegmentTimeIndex } from './time-index.js'
 import { TopicIndex, type TopicEntry, TOPIC_ENTRY_BYTES } from './topic-index.js'
+import { SegmentWriter, WRITE_BUFFER_BYTES } from './writer.js'
 import type {
   AppendInput, AppendResult, CommitLogOptions, CommitLogStats, DurableCallback, LogRecord, ReadBatch,
   ReadLimits, RecoveryReport, RetentionDrop, RetentionReport
 } from './types.js'
 
-// Write buffer: large enough that the per-tick writeSync amortises the syscall, small enough for
-// a Raspberry Pi. Grows to hold one maximum record plus an end-of-segment marker.
-const WRITE_BUFFER_BYTES = 1024 * 1024
 // Default read limits: a batch of at most this many records / bytes (bounded memory per read).
 const DEFAULT_READ_MAX_RECORDS = 1000
 const DEFAULT_READ_MAX_BYTES = 1024 * 1024
@@ -49,6 +50,8 @@ const MAX_CLIENT_ID_CACHE = 16_384
 type State = 'open' | 'failed' | 'closing' | 'closed'
 
 interface Waiter { offset: number, resolve: () => void, reject: (err: Error) => void }
+// A rolled segment's fd, to be fsynced (then closed) once every byte up to `end` is written.
+interface SealedFd { fd: number, end: number }
 
 export class CommitLog {
   readonly recovery: RecoveryReport
@@ -65,20 +68,25 @@ export class CommitLog {
   private readonly readFds = new Map<number, number>()
   private readonly topics: TopicIndex
 
-  // Offsets: end (appended), written (in the page cache), durable (fsynced).
+  // Offsets: end (appended), writer.written (in the page cache), durable (fsynced).
   private end = 0
-  private written = 0
   private durable = 0
   private lastTs = 0
   private lastRecordOffset = -1
 
-  private buf: Buffer
-  private bufLen = 0
+  private writer!: SegmentWriter
+  private readonly writeBufferBytes: number
+  // After a failure the file is cut back to `written`, once no write is in flight any more.
+  private truncatePending = false
 
   // Durable callbacks in append order: parallel arrays + head index (no object per append).
+  // The arrays keep their capacity: slots [cbHead, cbLen) are pending and reused once all fired
+  // (emptying an array with `length = 0` frees its backing store, and refilling it regrows it in
+  // steps: garbage on every group commit).
   private cbFns: DurableCallback[] = []
   private cbEnds: number[] = []
   private cbHead = 0
+  private cbLen = 0
   private flushWaiters: Waiter[] = []
   private dataWaiters: Waiter[] = []
 
@@ -86,10 +94,10 @@ export class CommitLog {
   private syncing = false
   private syncTarget = 0
   private syncActiveFd = -1
-  private syncSealed: number[] = []
+  private syncSealed: SealedFd[] = []
   private syncDir = false
   private syncStep = 0
-  private pendingSealed: number[] = []
+  private pendingSealed: SealedFd[] = []
   private needDirSync = false
   private lastSyncStartMs = 0
   private syncTimer: NodeJS.Timeout | null = null
@@ -98,6 +106,8 @@ export class CommitLog {
   private retentionDue = false
 
   private readonly clientIds = new Map<string, Buffer>()
+  private lastClientId = ''
+  private lastClientIdBytes: Buffer = Buffer.alloc(0)
   private readonly readers = new Map<string, number>()
   private appendedRecords = 0
   private droppedRecords = 0
@@ -112,9 +122,14 @@ export class CommitLog {
     this.log = opts.log
     this.now = opts.now ?? Date.now
     this.dir = opts.dir
-    this.buf = Buffer.allocUnsafe(Math.max(WRITE_BUFFER_BYTES, opts.maxRecordBytes + SEGMENT_END_BYTES))
+    // A buffer holds at least one maximum record plus an end-of-segment marker.
+    this.writeBufferBytes = Math.max(WRITE_BUFFER_BYTES, opts.maxRecordBytes + SEGMENT_END_BYTES)
     this.topics = new TopicIndex(join(opts.dir, INDEX_DIR))
     this.recovery = this.recover()
+    this.writer = new SegmentWriter(this.writeBufferBytes, this.activeFd, this.active.base, this.end, {
+      written: () => { this.onWritten() },
+      failed: (err) => { this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${this.dir} failed`, { dir: this.dir }, err)) }
+    })
   }
 
   static async open (opts: CommitLogOptions): Promise<CommitLog> {
@@ -134,7 +149,7 @@ export class CommitLog {
   get startOffset (): number { return (this.segments[0] as Segment).base }
   get endOffset (): number { return this.end }
   get durableOffset (): number { return this.durable }
-  get writtenOffset (): number { return this.written }
+  get writtenOffset (): number { return this.writer.written }
 
   // ---------------------------------------------------------------- append (hot path)
 
@@ -154,13 +169,14 @@ export class CommitLog {
     if (this.end - this.active.base + frame + SEGMENT_END_BYTES > this.opts.segmentBytes && this.end > this.active.base) {
       this.roll()
     }
-    if (this.bufLen + frame > this.buf.length) {
-      this.writeOut()
+    const w = this.writer
+    if (w.len + frame > w.buf.length) {
+      this.makeRoom()
       if (this.state !== 'open') throw this.notOpenError()
     }
     const offset = this.end
-    encodeRecord(this.buf, this.bufLen, ts, input.qos, input.retain, topic.bytes, clientId, payload)
-    this.bufLen += frame
+    encodeRecord(w.buf, w.len, ts, input.qos, input.retain, topic.bytes, clientId, payload)
+    w.len += frame
     this.end = offset + frame
     this.lastTs = ts
     this.lastRecordOffset = offset
@@ -168,8 +184,9 @@ export class CommitLog {
     const topicOffset = this.topics.add(topic, offset, frame, ts)
     this.appendedRecords++
     if (onDurable !== undefined) {
-      this.cbFns.push(onDurable)
-      this.cbEnds.push(this.end)
+      const n = this.cbLen++
+      this.cbFns[n] = onDurable
+      this.cbEnds[n] = this.end
     }
     if (!this.tickScheduled) {
       this.tickScheduled = true
@@ -179,6 +196,8 @@ export class CommitLog {
   }
 
   private clientIdBytes (clientId: string): Buffer {
+    // One publisher often sends many messages in a row (and the broker passes the same string).
+    if (clientId === this.lastClientId) return this.lastClientIdBytes
     let b = this.clientIds.get(clientId)
     if (b === undefined) {
       b = Buffer.from(clientId, 'utf8')
@@ -188,6 +207,8 @@ export class CommitLog {
       if (this.clientIds.size >= MAX_CLIENT_ID_CACHE) this.clientIds.clear()
       this.clientIds.set(clientId, b)
     }
+    this.lastClientId = clientId
+    this.lastClientIdBytes = b
     return b
   }
 
@@ -199,30 +220,38 @@ export class CommitLog {
   }
 
   // Closes the active segment with an end-of-segment marker and starts the next one.
+  // The old segment's tail may still be in flight on the pool; its fd is fsynced and closed only
+  // once that is written (see maybeSync).
   private roll (): void {
     const old = this.active
-    if (this.bufLen + SEGMENT_END_BYTES > this.buf.length) {
-      this.writeOut()
+    const w = this.writer
+    if (w.len + SEGMENT_END_BYTES > w.buf.length) {
+      this.makeRoom()
       if (this.state !== 'open') throw this.notOpenError()
     }
-    writeSegmentEnd(this.buf, this.bufLen)
-    this.bufLen += SEGMENT_END_BYTES
+    writeSegmentEnd(w.buf, w.len)
+    w.len += SEGMENT_END_BYTES
     this.end += SEGMENT_END_BYTES
-    this.writeOut()
-    if (this.state !== 'open') throw this.notOpenError()
     old.end = this.end
     old.sealed = true
     old.time.seal(this.lastRecordOffset, this.lastTs, this.end)
     try { old.time.save(join(this.dir, timeIndexName(old.base))) } catch (err) { this.log.warn({ err }, 'cannot save time index (rebuilt on next open)') }
-    this.pendingSealed.push(this.activeFd)
+    this.pendingSealed.push({ fd: this.activeFd, end: this.end })
     this.openActive(this.end)
+    try {
+      w.switchFile(this.activeFd, this.active.base)
+    } catch (err) {
+      this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${old.path} failed`, { path: old.path }, err))
+      throw this.notOpenError()
+    }
     this.needDirSync = true
     this.retentionDue = true
   }
 
   private openActive (base: number): void {
     const path = join(this.dir, segmentName(base))
-    const fd = openSync(path, 'a+')
+    // Not O_APPEND: the writer uses positional writes, which Linux ignores under O_APPEND.
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644)
     const seg = new Segment(base, path, base + fstatSync(fd).size, new SegmentTimeIndex(base))
     this.segments.push(seg)
     this.active = seg
@@ -230,44 +259,69 @@ export class CommitLog {
     this.lastRecordOffset = -1
   }
 
-  // Writes the buffer to the active segment (page cache). On failure the file is cut back to the
-  // last good position and the log refuses further appends until reopened: nothing after a hole.
-  private writeOut (): void {
-    if (this.bufLen === 0 || this.state === 'failed') return
-    let done = 0
-    try {
-      while (done < this.bufLen) done += writeSync(this.activeFd, this.buf, done, this.bufLen - done)
-    } catch (err) {
-      this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${this.active.path} failed`, { path: this.active.path }, err))
-      return
-    }
-    this.written += this.bufLen
-    this.active.end = this.written
-    this.bufLen = 0
+  // The fill buffer is full: queue it for the pool, or write everything now when all buffers are
+  // busy (backpressure). On failure the log is failed (the caller checks the state).
+  private makeRoom (): void {
+    try { this.writer.makeRoom() } catch (err) { this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${this.active.path} failed`, { path: this.active.path }, err)) }
+    this.updateActiveEnd()
   }
 
+  // Writes every appended byte to the files now (a read reaching past `written`, close).
+  private drainWrites (): void {
+    if (this.state === 'failed' || this.writer.pendingBytes === 0) return
+    try { this.writer.drainSync() } catch (err) { this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${this.active.path} failed`, { path: this.active.path }, err)) }
+    this.updateActiveEnd()
+  }
+
+  // The active segment's end is what its file holds (reads stop there).
+  private updateActiveEnd (): void {
+    const written = this.writer.written
+    this.active.end = Math.max(this.active.base, written)
+  }
+
+  // A write completed on the pool.
+  private onWritten (): void {
+    if (this.state === 'failed') { this.truncateAfterFailure(); return }
+    this.updateActiveEnd()
+    if (this.opts.flushPolicy === 'none') this.fireCallbacks(this.writer.written)
+    this.maybeSync()
+  }
+
+  // On failure the file is cut back to the last written position and the log refuses further
+  // appends until reopened: nothing after a hole.
   private fail (err: Error): void {
     if (this.state === 'failed') return
     this.state = 'failed'
     this.failure = err
     this.log.error({ err }, 'commitlog I/O failure: refusing appends until reopened')
-    try { ftruncateSync(this.activeFd, this.written - this.active.base) } catch { /* best effort */ }
+    this.writer.stop()
+    const written = this.writer.written
     // Forget records that never reached the file, so indexes match the log.
-    this.bufLen = 0
-    this.end = this.written
-    this.active.end = this.written
-    this.active.time.truncate(this.written)
-    try { this.topics.truncateFrom(this.written) } catch (e) { this.log.warn({ err: e }, 'cannot trim topic index after failure') }
+    this.end = written
+    this.updateActiveEnd()
+    this.active.time.truncate(written)
+    try { this.topics.truncateFrom(written) } catch (e) { this.log.warn({ err: e }, 'cannot trim topic index after failure') }
+    this.truncatePending = true
+    this.truncateAfterFailure()
     if (!this.tickScheduled) { this.tickScheduled = true; setImmediate(this.onTick) }
+  }
+
+  // A write still in flight on the pool could land after a truncation; so cut once it is over.
+  // If `written` is in a segment before the active one (a failed write to a rolled segment's
+  // tail), recovery cuts there at the next open.
+  private truncateAfterFailure (): void {
+    if (!this.truncatePending || this.writer.busy) return
+    this.truncatePending = false
+    const keep = Math.max(0, this.writer.written - this.active.base)
+    try { ftruncateSync(this.activeFd, keep) } catch { /* best effort: recovery cuts at the first bad frame */ }
   }
 
   // ---------------------------------------------------------------- flush / group commit
 
   private tick (): void {
     this.tickScheduled = false
-    this.writeOut()
     if (this.state === 'failed') { this.failCallbacks(); return }
-    if (this.opts.flushPolicy === 'none') this.fireCallbacks(this.written)
+    this.writer.flushSoon()
     if (this.dataWaiters.length > 0) this.wakeDataWaiters()
     if (this.retentionDue) { this.retentionDue = false; this.enforceRetentionLogged() }
     this.maybeSync()
@@ -275,10 +329,14 @@ export class CommitLog {
 
   private maybeSync (): void {
     if (this.syncing || this.state === 'failed' || this.state === 'closed') return
-    if (this.written === this.durable && this.pendingSealed.length === 0 && !this.needDirSync) {
+    const written = this.writer.written
+    if (written === this.durable && this.pendingSealed.length === 0 && !this.needDirSync) {
       if (this.flushWaiters.length > 0) this.resolveFlushWaiters()
       return
     }
+    // A rolled segment whose tail is still being written cannot be fsynced (and closed) yet, and
+    // a sync now could claim bytes of it as durable: wait for the write (it calls back here).
+    for (const s of this.pendingSealed) if (s.end > written || this.writer.usesFd(s.fd)) return
     const policy = this.opts.flushPolicy
     if (policy === 'always' || this.flushWaiters.length > 0 || this.state === 'closing') { this.startSync(); return }
     if (policy === 'interval') {
@@ -294,7 +352,7 @@ export class CommitLog {
   private startSync (): void {
     if (this.syncTimer !== null) { clearTimeout(this.syncTimer); this.syncTimer = null }
     this.syncing = true
-    this.syncTarget = this.written
+    this.syncTarget = this.writer.written
     this.syncActiveFd = this.activeFd
     this.syncSealed = this.pendingSealed
     this.pendingSealed = []
@@ -309,7 +367,7 @@ export class CommitLog {
   // segment. So a durable record implies every earlier byte is durable too.
   private nextSyncStep (): void {
     if (this.syncStep < this.syncSealed.length) {
-      fdatasync(this.syncSealed[this.syncStep] as number, this.onSealedSynced)
+      fdatasync((this.syncSealed[this.syncStep] as SealedFd).fd, this.onSealedSynced)
     } else if (this.syncDir) {
       this.syncDir = false
       open(this.dir, 'r', (err, fd) => {
@@ -323,7 +381,7 @@ export class CommitLog {
 
   private sealedSynced (err: Error | null): void {
     if (err !== null) { this.syncFailed(err); return }
-    closeSync(this.syncSealed[this.syncStep] as number)
+    closeSync((this.syncSealed[this.syncStep] as SealedFd).fd)
     this.syncStep++
     this.nextSyncStep()
   }
@@ -350,15 +408,19 @@ export class CommitLog {
     const fns = this.cbFns
     const ends = this.cbEnds
     let i = this.cbHead
-    while (i < fns.length && (ends[i] as number) <= upTo) {
+    // this.cbLen is re-read: a callback may append.
+    while (i < this.cbLen && (ends[i] as number) <= upTo) {
       const fn = fns[i] as DurableCallback
+      fns[i] = noCallback // do not keep the caller's closure alive in a spare slot
       i++
       this.cbHead = i
       fn(null)
     }
-    if (this.cbHead >= fns.length) { fns.length = 0; ends.length = 0; this.cbHead = 0 } else if (this.cbHead > 65_536) {
-      this.cbFns = fns.slice(this.cbHead)
-      this.cbEnds = ends.slice(this.cbHead)
+    if (this.cbHead === this.cbLen) { this.cbHead = 0; this.cbLen = 0 } else if (this.cbHead > 65_536) {
+      // A long backlog that never drains completely: move it to the front now and then.
+      this.cbFns = fns.slice(this.cbHead, this.cbLen)
+      this.cbEnds = ends.slice(this.cbHead, this.cbLen)
+      this.cbLen -= this.cbHead
       this.cbHead = 0
     }
   }
@@ -367,12 +429,15 @@ export class CommitLog {
     const err = this.failure ?? tributaryError('TRIB_ERR_LOG_IO', 'commitlog failed')
     // Records below `durable` were acknowledged already or are acknowledged now: they are on disk.
     if (this.opts.flushPolicy !== 'none') this.fireCallbacks(this.durable)
-    else this.fireCallbacks(this.written)
+    else this.fireCallbacks(this.writer.written)
     const fns = this.cbFns
-    for (let i = this.cbHead; i < fns.length; i++) (fns[i] as DurableCallback)(err)
+    const len = this.cbLen
+    const head = this.cbHead
     this.cbFns = []
     this.cbEnds = []
     this.cbHead = 0
+    this.cbLen = 0
+    for (let i = head; i < len; i++) (fns[i] as DurableCallback)(err)
     const fw = this.flushWaiters
     this.flushWaiters = []
     for (const w of fw) w.reject(err)
@@ -392,8 +457,7 @@ export class CommitLog {
   async flush (): Promise<void> {
     if (this.state === 'failed') throw this.notOpenError()
     if (this.state === 'closed') return
-    this.writeOut()
-    if ((this.state as State) === 'failed') { this.failCallbacks(); throw this.notOpenError() }
+    this.writer.flushSoon()
     const target = this.end
     if (target <= this.durable && this.pendingSealed.length === 0) return
     await new Promise<void>((resolve, reject) => {
@@ -432,7 +496,7 @@ export class CommitLog {
     const records: LogRecord[] = []
     if (offset < this.startOffset) return { status: 'truncated', records, nextOffset: this.startOffset }
     if (offset >= stop) return { status: 'end', records, nextOffset: offset }
-    if (stop > this.written) this.writeOut()
+    if (stop > this.writer.written) this.drainWrites()
     const probe = newProbe()
     let pos = offset
     let bytes = 0
@@ -528,7 +592,7 @@ export class CommitLog {
 
   // Reads one record whose position and size are known (from a topic index entry).
   private readOne (offset: number, frameBytes: number): LogRecord | null {
-    if (offset + frameBytes > this.written) this.writeOut()
+    if (offset + frameBytes > this.writer.written) this.drainWrites()
     const seg = this.segmentFor(offset)
     if (seg === null) return null
     const b = Buffer.allocUnsafe(frameBytes)
@@ -643,6 +707,8 @@ export class CommitLog {
       for (const off of this.readers.values()) if (off < minReader) minReader = off
       if (!overBytes && minReader < seg.end) break // a reader still needs it: age alone won't delete
       if (minReader < seg.end) {
+        // The drop is counted by scanning the file: its tail may still be on the pool.
+        this.drainWrites()
         for (const [name, off] of this.readers) {
           if (off >= seg.end) continue
           const from = Math.max(off, seg.base)
@@ -699,9 +765,10 @@ export class CommitLog {
   // Index journal and active time index to files, then the checkpoint. Indexes are not fsynced
   // (derived data); the checkpoint only claims what is durable.
   private checkpoint (sync: boolean): void {
-    this.writeOut()
+    // Written out first so the saved time index covers no more than the file holds.
+    this.drainWrites()
     this.topics.writeOut()
-    const indexed = this.written
+    const indexed = this.writer.written
     this.active.time.coveredEnd = Math.max(this.active.time.coveredEnd, this.active.base)
     this.active.time.save(join(this.dir, timeIndexName(this.active.base)))
     writeCheckpoint(join(this.dir, CHECKPOINT_FILE), {
@@ -733,7 +800,8 @@ export class CommitLog {
         this.log.error({ err }, 'final flush failed')
       }
     }
-    while (this.syncing) await new Promise((resolve) => setImmediate(resolve))
+    // Fds are closed below: no fsync and no write may still be running on them.
+    while (this.syncing || this.writer.busy) await new Promise((resolve) => setImmediate(resolve))
     if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer)
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer)
     if (this.syncTimer !== null) clearTimeout(this.syncTimer)
@@ -750,7 +818,7 @@ export class CommitLog {
       for (const w of this.dataWaiters) w.reject(closedErr)
       this.dataWaiters = []
       this.topics.close()
-      for (const fd of this.pendingSealed) closeSync(fd)
+      for (const s of this.pendingSealed) closeSync(s.fd)
       this.pendingSealed = []
       for (const fd of this.readFds.values()) closeSync(fd)
       this.readFds.clear()
@@ -760,8 +828,7 @@ export class CommitLog {
   }
 
   private async flushForClose (): Promise<void> {
-    this.writeOut()
-    if (this.state === 'failed') { this.failCallbacks(); return }
+    this.writer.flushSoon()
     await new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ offset: this.end, resolve, reject })
       this.maybeSync()
@@ -879,7 +946,7 @@ export class CommitLog {
       this.openActive(endNow)
       this.needDirSync = true
     }
-    this.end = this.written = this.durable = endNow
+    this.end = this.durable = endNow
     this.lastTs = this.active.time.lastTs
     for (const s of this.segments) if (s.time.lastTs > this.lastTs) this.lastTs = s.time.lastTs
     // Mark dirty before anything is appended; the checkpoint records where a rescan starts.
@@ -891,6 +958,8 @@ export class CommitLog {
     return report
   }
 }
+
+function noCallback (): void {}
 
 function fsyncDir (dir: string): void {
   const fd = openSync(dir, 'r')

@@ -12,7 +12,7 @@
 //  29  topic | clientId | payload
 //
 // An end-of-segment marker (SEGMENT_END_MAGIC, then u32 0) closes a segment that was rolled.
-import { crc32Range } from './crc.js'
+import { crc32Range, recordCrc } from './crc.js'
 import type { QoS } from './types.js'
 
 export const RECORD_MAGIC = 0x54524231 // "1BRT" on disk (LE of "TRB1")
@@ -28,9 +28,19 @@ export const MAX_CLIENT_ID_BYTES = 0xffff
 const TWO_32 = 0x1_0000_0000
 
 export function writeU48 (buf: Buffer, value: number, at: number): void {
-  // Two u32 writes are cheaper than writeBigUInt64LE (no BigInt) and exact for values < 2^53.
-  buf.writeUInt32LE(value % TWO_32, at)
-  buf.writeUInt32LE(Math.floor(value / TWO_32), at + 4)
+  // Two u32 halves: cheaper than writeBigUInt64LE (no BigInt) and exact for values < 2^53.
+  // `>>> 0` is the value modulo 2^32 for integers below 2^53.
+  putU32(buf, at, value >>> 0)
+  putU32(buf, at + 4, (value / TWO_32) >>> 0)
+}
+
+// Plain byte stores (a typed array truncates to 8 bits): on the append path cheaper than
+// Buffer#writeUInt32LE, which checks its arguments on every call. Callers own the bounds.
+export function putU32 (buf: Buffer, at: number, v: number): void {
+  buf[at] = v
+  buf[at + 1] = v >>> 8
+  buf[at + 2] = v >>> 16
+  buf[at + 3] = v >>> 24
 }
 
 export function readU48 (buf: Buffer, at: number): number {
@@ -46,22 +56,27 @@ export function encodeRecord (
   buf: Buffer, at: number, timestampMs: number, qos: QoS, retain: boolean,
   topic: Buffer, clientId: Buffer, payload: Buffer
 ): number {
-  const total = HEADER_BYTES + topic.length + clientId.length + payload.length
-  buf.writeUInt32LE(RECORD_MAGIC, at)
-  buf.writeUInt32LE(total, at + 4)
+  const topicLen = topic.length
+  const clientIdLen = clientId.length
+  const total = HEADER_BYTES + topicLen + clientIdLen + payload.length
+  if (at + total > buf.length) throw new RangeError('encodeRecord: no room in the buffer')
+  putU32(buf, at, RECORD_MAGIC)
+  putU32(buf, at + 4, total)
   writeU48(buf, timestampMs, at + 12)
   buf[at + 20] = (qos & 3) | (retain ? 4 : 0)
-  buf.writeUInt16LE(topic.length, at + 21)
-  buf.writeUInt16LE(clientId.length, at + 23)
-  buf.writeUInt32LE(payload.length, at + 25)
+  buf[at + 21] = topicLen
+  buf[at + 22] = topicLen >>> 8
+  buf[at + 23] = clientIdLen
+  buf[at + 24] = clientIdLen >>> 8
+  putU32(buf, at + 25, payload.length)
   // TypedArray#set: a V8 builtin, cheaper than Buffer#copy's native call for small buffers.
   let p = at + HEADER_BYTES
   buf.set(topic, p)
-  p += topic.length
+  p += topicLen
   buf.set(clientId, p)
-  p += clientId.length
+  p += clientIdLen
   buf.set(payload, p)
-  buf.writeUInt32LE(crc32Range(buf, at + CRC_START, at + total), at + 8)
+  putU32(buf, at + 8, recordCrc(buf, at + CRC_START, p, payload))
   return total
 }
 

@@ -15,7 +15,7 @@ import {
   statSync, writeSync, appendFileSync, existsSync, constants
 } from 'node:fs'
 import { join } from 'node:path'
-import { readU48, writeU48 } from './format.js'
+import { putU32, readU48, writeU48 } from './format.js'
 
 export const TOPIC_ENTRY_BYTES = 20
 const REGISTRY = 'topics'
@@ -62,6 +62,9 @@ export class TopicIndex {
   private readonly jTs = new Float64Array(MAX_JOURNAL_ENTRIES)
   private jLen = 0
   private readonly entryBuf = Buffer.alloc(TOPIC_ENTRY_BYTES)
+  // writeOut's scratch: per-topic slot counters and the encoded journal (1.3 MB, reused).
+  private counts = new Uint32Array(1024)
+  private readonly outBuf = Buffer.allocUnsafe(MAX_JOURNAL_ENTRIES * TOPIC_ENTRY_BYTES)
 
   constructor (dir: string) {
     this.dir = dir
@@ -146,28 +149,39 @@ export class TopicIndex {
     }
     const n = this.jLen
     if (n === 0) return
-    // Group the journal by topic: one write per topic per pass.
-    const groups = new Map<number, number[]>()
+    // Group the journal by topic with a counting sort into one preallocated buffer (no Map, no
+    // array per topic): count entries per topic, turn the counts into each topic's start in
+    // `out`, encode every entry at its topic's next slot, then one write per topic.
+    const topics = this.byId.length
+    if (this.counts.length < topics + 1) this.counts = new Uint32Array(Math.max(topics + 1, 2 * this.counts.length))
+    const counts = this.counts
+    counts.fill(0, 0, topics + 1)
+    const jTopic = this.jTopic
+    for (let i = 0; i < n; i++) counts[(jTopic[i] as number) + 1]++
+    for (let id = 0; id < topics; id++) counts[id + 1] = (counts[id + 1] as number) + (counts[id] as number)
+    // counts[id] is now topic id's first slot; it advances while encoding, ending at the next
+    // topic's first slot.
+    const out = this.outBuf
     for (let i = 0; i < n; i++) {
-      const id = this.jTopic[i] as number
-      let g = groups.get(id)
-      if (g === undefined) { g = []; groups.set(id, g) }
-      g.push(i)
+      const id = jTopic[i] as number
+      const at = (counts[id] as number) * TOPIC_ENTRY_BYTES
+      counts[id] = (counts[id] as number) + 1
+      writeU48(out, this.jOffset[i] as number, at)
+      putU32(out, at + 8, this.jSize[i] as number)
+      writeU48(out, this.jTs[i] as number, at + 12)
     }
-    for (const [id, idxs] of groups) {
+    let from = 0 // slot where the current topic's entries start (the previous topic's end)
+    for (let id = 0; id < topics; id++) {
+      const to = counts[id] as number
+      if (to === from) continue
       const t = this.byId[id] as TopicState
-      const buf = Buffer.allocUnsafe(idxs.length * TOPIC_ENTRY_BYTES)
-      for (let k = 0; k < idxs.length; k++) {
-        const i = idxs[k] as number
-        const at = k * TOPIC_ENTRY_BYTES
-        writeU48(buf, this.jOffset[i] as number, at)
-        buf.writeUInt32LE(this.jSize[i] as number, at + 8)
-        writeU48(buf, this.jTs[i] as number, at + 12)
-      }
       const fd = this.fd(id)
-      let done = 0
-      while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, t.onDisk * TOPIC_ENTRY_BYTES + done)
-      t.onDisk += idxs.length
+      const end = to * TOPIC_ENTRY_BYTES
+      let done = from * TOPIC_ENTRY_BYTES
+      const filePos = t.onDisk * TOPIC_ENTRY_BYTES - done
+      while (done < end) done += writeSync(fd, out, done, end - done, filePos + done)
+      t.onDisk += to - from
+      from = to
     }
     this.clearJournal()
   }

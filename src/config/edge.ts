@@ -40,7 +40,22 @@ export const edgeSchema = {
     cloudUrls: { kind: 'list', default: [], flag: 'cloud-url', doc: 'Cloud bridge URL(s), ws:// or wss://, repeatable for fail-over (none = no bridge)' },
     edgeId: { kind: 'string', default: 'edge-1', flag: 'edge-id', doc: 'This edge\'s id at the cloud' },
     cloudToken: { kind: 'optionalString', default: undefined, flag: 'cloud-token', doc: 'Token this edge authenticates with' },
-    forward: { kind: 'list', default: ['#'], flag: 'forward', doc: 'Local topic filters replicated to the cloud, repeatable' }
+    forward: { kind: 'list', default: ['#'], flag: 'forward', doc: 'Local topic filters replicated to the cloud, repeatable' },
+    // 1 MiB: big enough to amortise a round trip over ~8k small messages, small enough that a
+    // batch is cheap to resend after a reconnect and fits the cloud's frame limit (16 MiB).
+    batchMaxBytes: { kind: 'bytes', min: 1024, max: 15 * 1024 * 1024, default: 1024 * 1024, flag: 'bridge-batch-bytes', doc: 'Largest batch of records sent in one frame' },
+    // Bounds the records array per frame (the cloud refuses more than 65536).
+    batchMaxRecords: { kind: 'int', min: 1, max: 65_536, default: 16_384, flag: 'bridge-batch-records', doc: 'Most records in one batch' },
+    // Unacked batches in flight: window x batch bytes is what a reconnect may resend.
+    windowBatches: { kind: 'int', min: 1, max: 256, default: 8, flag: 'bridge-window', doc: 'Batches sent and not yet acknowledged by the cloud' },
+    rateMsgsPerSec: { kind: 'int', min: 0, default: 0, flag: 'bridge-rate-msgs', doc: 'Cap on replicated messages per second (0 = none)' },
+    rateBytesPerSec: { kind: 'bytes', min: 0, default: 0, flag: 'bridge-rate-bytes', doc: 'Cap on replicated payload bytes per second (0 = none)' },
+    heartbeatMs: { kind: 'duration', min: 100, max: 600_000, default: 5_000, flag: 'bridge-heartbeat', doc: 'Interval of bridge PINGs' },
+    heartbeatTimeoutMs: { kind: 'duration', min: 200, max: 3_600_000, default: 15_000, flag: 'bridge-heartbeat-timeout', doc: 'Silence after which the link is declared dead and reconnected' },
+    backoffMinMs: { kind: 'duration', min: 10, max: 600_000, default: 250, flag: 'bridge-backoff-min', doc: 'First reconnect delay (doubles per failure, with jitter)' },
+    backoffMaxMs: { kind: 'duration', min: 10, max: 3_600_000, default: 30_000, flag: 'bridge-backoff-max', doc: 'Longest reconnect delay' },
+    connectTimeoutMs: { kind: 'duration', min: 100, max: 600_000, default: 10_000, flag: 'bridge-connect-timeout', doc: 'Time to open the link and be welcomed' },
+    checkpointIntervalMs: { kind: 'duration', min: 10, max: 600_000, default: 1_000, flag: 'bridge-checkpoint-interval', doc: 'How often the acked offset is saved (a lag only means an idempotent resend)' }
   }
 } as const satisfies Schema
 

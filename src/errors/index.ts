@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   TRIB_ERR_MQTT_TOO_MANY_CONNECTIONS: 'The broker refused a connection because it is at its connection limit',
   TRIB_ERR_MQTT_TOPIC_INVALID: 'A topic is too long, has too many levels or invalid characters',
   TRIB_ERR_MQTT_INFLIGHT_FULL: 'A client exceeded its in-flight window',
+  TRIB_ERR_MQTT_CONNECT_TIMEOUT: 'A connection sent no CONNECT within the connect timeout; it is closed',
   TRIB_ERR_BRIDGE_AUTH: 'A bridge connection was refused: unknown edge or wrong token',
   TRIB_ERR_BRIDGE_FRAME: 'A bridge frame was malformed, oversized or out of protocol',
   TRIB_ERR_BRIDGE_EDGE_MISMATCH: 'A bridge batch claimed an edge id other than the authenticated one',

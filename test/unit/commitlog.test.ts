@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { CommitLog, type CommitLogOptions, type FlushPolicy } from '../../src/commitlog/index.js'
 import { isTributaryError } from '../../src/errors/index.js'
 import { silentLogger } from '../../src/log/index.js'
-import { tempDir } from '../helpers/net.js'
+import { tempDir, waitFor } from '../helpers/net.js'
 
 function options (dir: string, extra: Partial<CommitLogOptions> = {}): CommitLogOptions {
   return {
@@ -251,19 +251,22 @@ test('a failed write fails the pending callbacks with TRIB_ERR_LOG_IO and refuse
     // Inject the failure: swap the segment's write fd for a read-only one, so write() fails (EBADF)
     // the way it would with ENOSPC or EIO.
     const { openSync: open, closeSync: close } = await import('node:fs')
-    const internals = log as unknown as { activeFd: number }
-    const realFd = internals.activeFd
-    internals.activeFd = open(`${tmp.path}/${'0'.repeat(20)}.log`, 'r')
+    // (The segment writer holds the fd its next write goes to.)
+    const internals = log as unknown as { writer: { fd: number } }
+    const realFd = internals.writer.fd
+    const readOnlyFd = open(`${tmp.path}/${'0'.repeat(20)}.log`, 'r')
+    internals.writer.fd = readOnlyFd
     const results: Array<Error | null> = []
     for (let i = 10; i < 15; i++) log.append(rec(i), (err) => { results.push(err) })
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    // The failure arrives when the write on the libuv pool completes: wait for it, not a fixed time.
+    await waitFor('the 5 failed callbacks', () => results.length === 5)
     assert.equal(results.length, 5)
     for (const err of results) assert.ok(isTributaryError(err, 'TRIB_ERR_LOG_IO'))
     assert.throws(() => log.append(rec(99)), (err: unknown) => isTributaryError(err, 'TRIB_ERR_LOG_IO'))
     assert.equal(log.endOffset, goodEnd)
     assert.equal(log.read(goodEnd).status, 'end')
     await log.close()
-    close(realFd)
+    close(readOnlyFd)
     // Reopened: the 10 good records, then appends continue right after them.
     const again = await CommitLog.open(options(tmp.path))
     assert.equal(again.endOffset, goodEnd)

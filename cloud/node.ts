@@ -1,0 +1,177 @@
+// A cloud node, assembled: store, bridge WebSocket server, MQTT front end for cloud apps,
+// dispatcher (store -> MQTT), downlink routing and HTTP. Lifecycle (logged):
+//   open store -> MQTT + bridge + HTTP listening -> ready -> shutting down (bridge, MQTT, HTTP,
+//   dispatcher, store, in that order).
+// `startCloudNode` takes everything as parameters (the demo and tests run nodes in-process);
+// cloud/main.ts is the composition root that reads flags and signals.
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
+import { hostname } from 'node:os'
+import { WebSocketServer } from 'ws'
+import type { CloudConfig } from '../src/config/cloud.js'
+import { tributaryError } from '../src/errors/index.js'
+import type { Logger } from '../src/log/index.js'
+import { createBroker, type TributaryBroker } from '../src/mqtt/broker.js'
+import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../src/protocol/bridge-frames.js'
+import { BridgeSession, CloseCode } from './bridge-session.js'
+import { CloudTopicTemplate, Dispatcher } from './dispatcher.js'
+import { createDownlinkAppender } from './downlink.js'
+import { startCloudHttp, type CloudHttp } from './http.js'
+import { CloudStats, createCloudRegistry } from './metrics.js'
+import { openCloudStore } from './store/open.js'
+import { isValidEdgeId, type CloudStore } from './store/types.js'
+
+export interface CloudNode {
+  readonly mqttPort: number
+  readonly bridgePort: number
+  readonly httpPort: number
+  readonly bridgeUrl: string
+  readonly store: CloudStore
+  readonly stats: CloudStats
+  readonly broker: TributaryBroker
+  close: () => Promise<void>
+}
+
+export interface CloudNodeOptions {
+  config: CloudConfig
+  logger: Logger
+  // Injected store (tests, issue 5); default: opened from config.store / config.dataDir.
+  store?: CloudStore
+  now?: () => number
+}
+
+export function parseEdgeTokens (list: readonly string[]): Map<string, string> {
+  const tokens = new Map<string, string>()
+  for (const item of list) {
+    const eq = item.indexOf('=')
+    const edge = eq === -1 ? '' : item.slice(0, eq)
+    const token = eq === -1 ? '' : item.slice(eq + 1)
+    if (!isValidEdgeId(edge) || token === '') {
+      throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "edgeTokens": "${item}" must be EDGE=TOKEN with EDGE of letters, digits, _ or - (at most 64)`, { field: 'edgeTokens' })
+    }
+    tokens.set(edge, token)
+  }
+  return tokens
+}
+
+async function listen (server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  return (server.address() as AddressInfo).port
+}
+
+export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode> {
+  const { config, logger } = opts
+  const now = opts.now ?? Date.now
+  const tokens = parseEdgeTokens(config.edgeTokens)
+  const template = new CloudTopicTemplate(config.mqtt.upTemplate)
+  const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`
+  logger.info({ nodeId, store: config.store, edges: tokens.size }, 'cloud node starting')
+
+  const store = opts.store ?? await openCloudStore(config.store, config.dataDir, config.commitlog, logger)
+  const stats = new CloudStats()
+  const registry = createCloudRegistry(stats, store)
+  const sessions = new Map<string, BridgeSession>()
+  const cleanups: Array<() => Promise<void>> = [async () => { if (opts.store === undefined) await store.close() }]
+  const closeAll = async (): Promise<void> => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => { logger.warn({ err }, 'error while closing') })
+  }
+
+  try {
+    // MQTT front end for cloud apps: downlinks stored before PUBACK; uplinks from the dispatcher.
+    const appender = createDownlinkAppender({
+      store,
+      prefix: config.mqtt.downPrefix,
+      ttlMs: config.downlink.ttlMs,
+      now,
+      stats,
+      logger: logger.child({ component: 'downlink' }),
+      onStored: (edgeId) => { sessions.get(edgeId)?.pumpDownlinks() }
+    })
+    const broker = await createBroker({ log: appender, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
+    cleanups.push(async () => { await broker.close() })
+    const mqttServer = createNetServer((socket) => { broker.handle(socket) })
+    const mqttPort = await listen(mqttServer, config.mqtt.port, config.mqtt.host)
+    cleanups.push(async () => { await new Promise<void>((resolve) => { mqttServer.close(() => { resolve() }) }) })
+
+    const dispatcher = new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }))
+    await dispatcher.start()
+    cleanups.push(async () => { await dispatcher.stop() })
+
+    // Bridge listener: ws (or wss with a certificate) at /bridge.
+    const tls = config.bridge.tlsCertFile !== undefined && config.bridge.tlsKeyFile !== undefined
+    const bridgeHttp = tls
+      ? createHttpsServer({ cert: readFileSync(config.bridge.tlsCertFile!), key: readFileSync(config.bridge.tlsKeyFile!) })
+      : createHttpServer()
+    bridgeHttp.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('bridge: WebSocket at /bridge\n') })
+    const limits: FrameLimits = { ...DEFAULT_FRAME_LIMITS, maxFrameBytes: config.bridge.maxFrameBytes, maxTopicBytes: config.limits.maxTopicLength }
+    const wss = new WebSocketServer({ server: bridgeHttp, path: '/bridge', maxPayload: config.bridge.maxFrameBytes, perMessageDeflate: false })
+    const bridgeLog = logger.child({ component: 'bridge' })
+    wss.on('connection', (ws, req) => {
+      stats.bridgeConnections++
+      // eslint-disable-next-line no-new
+      new BridgeSession(ws, {
+        store,
+        tokens,
+        nodeId,
+        config: {
+          heartbeatMs: config.bridge.heartbeatMs,
+          idleTimeoutMs: config.bridge.idleTimeoutMs,
+          helloTimeoutMs: config.bridge.helloTimeoutMs,
+          leaseTtlMs: config.bridge.leaseTtlMs,
+          maxFrameBytes: config.bridge.maxFrameBytes,
+          downlinkWindow: config.downlink.windowMessages
+        },
+        limits,
+        stats,
+        logger: bridgeLog,
+        sessions,
+        now
+      }, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`)
+    })
+    const bridgePort = await listen(bridgeHttp, config.bridge.port, config.bridge.host)
+    cleanups.push(async () => {
+      for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'cloud node shutting down')
+      await new Promise<void>((resolve) => { wss.close(() => { resolve() }) })
+      bridgeHttp.closeAllConnections()
+      await new Promise<void>((resolve) => { bridgeHttp.close(() => { resolve() }) })
+    })
+
+    let http: CloudHttp | undefined
+    if (config.http.port >= 0) {
+      http = await startCloudHttp(config.http.host, config.http.port, { registry, store, stats, logger })
+      const h = http
+      cleanups.push(async () => { await h.close() })
+      http.setReady(true)
+    }
+    const bridgeHost = config.bridge.host === '0.0.0.0' ? '127.0.0.1' : config.bridge.host
+    const bridgeUrl = `${tls ? 'wss' : 'ws'}://${bridgeHost}:${bridgePort}/bridge`
+    logger.info({ mqttPort, bridgePort, httpPort: http?.port, bridgeUrl }, 'cloud node running')
+    let closing: Promise<void> | undefined
+    return {
+      mqttPort,
+      bridgePort,
+      httpPort: http?.port ?? -1,
+      bridgeUrl,
+      store,
+      stats,
+      broker,
+      close: async () => {
+        closing ??= (async () => {
+          logger.info('cloud node shutting down')
+          http?.setReady(false)
+          await closeAll()
+          logger.info('cloud node stopped')
+        })()
+        await closing
+      }
+    }
+  } catch (err) {
+    await closeAll()
+    throw err
+  }
+}

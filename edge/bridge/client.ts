@@ -1,0 +1,479 @@
+// The bridge client: replicates the edge commitlog to the cloud and applies downlinks.
+//
+//   disconnected --connect--> connecting --WELCOME--> ready --close/heartbeat timeout--> disconnected
+//                                  |  REFUSE / error / timeout                            (backoff)
+//
+// Replication: read durable records from `readPos` (never past durableOffset: a record the edge
+// could still lose in a crash must not reach the cloud, whose dedupe key is the edge offset),
+// keep those matching `forward`, send them as a BATCH covering [readPos, nextOffset), up to
+// `windowBatches` unacked. The cloud ACKs the edge offset up to which it holds everything durably;
+// that is the checkpoint: registered as the log reader 'bridge' (retention keeps the backlog unless
+// the disk cap forces drop-oldest, which the commitlog counts and logs) and saved in the MetaStore.
+// On every (re)connect WELCOME says where the cloud is and the edge resumes exactly there;
+// unacked batches are simply sent again (the cloud skips what it has).
+// Batching by time: there is no linger; a batch leaves as soon as the window has room, so under
+// load batches grow by themselves and an idle link sends a record within one flush interval.
+import { WebSocket } from 'ws'
+import type { AppendInput, AppendResult, DurableCallback, ReadBatch, ReadLimits } from '../../src/commitlog/types.js'
+import type { Logger } from '../../src/log/index.js'
+import type { MetaStore } from '../../src/meta/types.js'
+import {
+  DEFAULT_FRAME_LIMITS, FrameType, RefuseCode, decodeFrame, encodeBatch, encodeFrame, frameTypeName,
+  type BridgeFrame, type BridgeRecord, type DownlinkFrame, type QoSLevel
+} from '../../src/protocol/bridge-frames.js'
+import { TopicFilterSet } from '../../src/protocol/topic-filter.js'
+import { RateCap, backoffMs } from './pacing.js'
+
+// What the bridge needs of the commitlog (src/commitlog's CommitLog provides it).
+export interface BridgeLog {
+  readonly startOffset: number
+  readonly endOffset: number
+  readonly durableOffset: number
+  append (input: AppendInput, onDurable: DurableCallback): AppendResult
+  read (offset: number, limits?: ReadLimits & { maxOffset?: number }): ReadBatch
+  waitForData (offset: number): Promise<void>
+  flush (): Promise<void>
+  setReader (name: string, offset: number): void
+  stats (): { droppedRecords: number }
+}
+
+export interface BridgeSettings {
+  cloudUrls: readonly string[]
+  edgeId: string
+  cloudToken: string | undefined
+  forward: readonly string[]
+  batchMaxBytes: number
+  batchMaxRecords: number
+  windowBatches: number
+  rateMsgsPerSec: number
+  rateBytesPerSec: number
+  heartbeatMs: number
+  heartbeatTimeoutMs: number
+  backoffMinMs: number
+  backoffMaxMs: number
+  connectTimeoutMs: number
+  checkpointIntervalMs: number
+}
+
+export interface LocalPublish {
+  topic: string
+  payload: Buffer
+  qos: QoSLevel
+  retain: boolean
+}
+
+export interface BridgeDeps {
+  log: BridgeLog
+  meta: MetaStore
+  settings: BridgeSettings
+  logger: Logger
+  // Publishes a downlink to local subscribers once it is in the log (the broker's aedes.publish).
+  publishLocal: (msg: LocalPublish, appended: AppendResult, done: () => void) => void
+  now?: () => number
+}
+
+// Records appended by the bridge itself (downlinks) carry this client id and are not sent back up.
+export const DOWNLINK_CLIENT_ID = '$bridge/downlink'
+const K_CHECKPOINT = 'bridge/checkpoint'
+const K_DOWNLINK_SEQ = 'bridge/downlink-seq'
+const READER = 'bridge'
+
+interface Inflight { toOffset: number, records: number, bytes: number, oldestTs: number }
+
+export interface BridgeStatus {
+  state: 'disconnected' | 'connecting' | 'ready' | 'closed'
+  url: string | undefined
+  ackedOffset: number
+  lagBytes: number
+  lagMessages: number
+  oldestUnackedAgeMs: number
+  inflightBatches: number
+}
+
+export class BridgeCounters {
+  batchesSent = 0
+  recordsSent = 0
+  bytesSent = 0
+  acks = 0
+  connects = 0
+  disconnects = 0
+  heartbeatTimeouts = 0
+  refused = 0
+  truncatedBytes = 0
+  downlinksApplied = 0
+  downlinksExpired = 0
+  downlinksDuplicate = 0
+}
+
+export class BridgeClient {
+  readonly counters = new BridgeCounters()
+  private state: BridgeStatus['state'] = 'disconnected'
+  private ws: WebSocket | undefined
+  private gen = 0
+  private urlIndex = 0
+  private attempt = 0
+  private acked = 0
+  private readPos = 0
+  private readonly inflight: Inflight[] = []
+  private pumping = false
+  private waiting = false
+  private lastHeard = 0
+  private lastDownlinkSeq = 0
+  private downlinkSeqDirty = false
+  private checkpointDirty = false
+  private savedAcked = -1
+  private avgRecordBytes = 100
+  private readonly filters: TopicFilterSet
+  private readonly rate: RateCap
+  private readonly now: () => number
+  private readonly log: BridgeLog
+  private readonly logger: Logger
+  private readonly s: BridgeSettings
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private checkpointTimer: NodeJS.Timeout | undefined
+  private reconnectTimer: NodeJS.Timeout | undefined
+  private rateTimer: NodeJS.Timeout | undefined
+  private connectTimer: NodeJS.Timeout | undefined
+  private pingNonce = 0
+  // Reused across batches: filtered records of the current read (no array per batch).
+  private readonly batch: BridgeRecord[] = []
+  private lastLagLog = 0
+
+  constructor (private readonly deps: BridgeDeps) {
+    this.s = deps.settings
+    this.log = deps.log
+    this.logger = deps.logger
+    this.now = deps.now ?? Date.now
+    this.filters = new TopicFilterSet(this.s.forward)
+    this.rate = new RateCap(this.s.rateMsgsPerSec, this.s.rateBytesPerSec, this.now)
+  }
+
+  async start (): Promise<void> {
+    const cp = await this.deps.meta.get(K_CHECKPOINT)
+    this.acked = cp === undefined ? 0 : Number(cp.toString())
+    this.savedAcked = this.acked
+    const dl = await this.deps.meta.get(K_DOWNLINK_SEQ)
+    this.lastDownlinkSeq = dl === undefined ? 0 : Number(dl.toString())
+    // Retention keeps what the cloud has not acked (unless the disk cap forces drop-oldest).
+    this.log.setReader(READER, this.acked)
+    this.logger.info({ checkpoint: this.acked, urls: this.s.cloudUrls, forward: this.s.forward }, 'bridge starting')
+    this.heartbeatTimer = setInterval(() => { this.onHeartbeat() }, Math.max(50, Math.min(this.s.heartbeatMs, this.s.heartbeatTimeoutMs / 3)))
+    this.checkpointTimer = setInterval(() => { this.saveCheckpoint().catch(() => {}) }, this.s.checkpointIntervalMs)
+    this.connect()
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  private connect (): void {
+    if (this.state === 'closed') return
+    const url = this.s.cloudUrls[this.urlIndex % this.s.cloudUrls.length]
+    const gen = ++this.gen
+    this.state = 'connecting'
+    this.lastHeard = this.now()
+    const ws = new WebSocket(url, { maxPayload: DEFAULT_FRAME_LIMITS.maxFrameBytes, perMessageDeflate: false, handshakeTimeout: this.s.connectTimeoutMs })
+    this.ws = ws
+    ws.binaryType = 'nodebuffer'
+    this.connectTimer = setTimeout(() => {
+      if (gen === this.gen && this.state === 'connecting') this.drop(gen, 'no WELCOME within the connect timeout')
+    }, this.s.connectTimeoutMs)
+    ws.on('open', () => {
+      if (gen !== this.gen) return
+      ws.send(encodeFrame({ type: FrameType.HELLO, edgeId: this.s.edgeId, token: this.s.cloudToken ?? '', checkpoint: this.acked, lastDownlinkSeq: this.lastDownlinkSeq }))
+    })
+    ws.on('message', (data, isBinary) => {
+      if (gen !== this.gen) return
+      this.lastHeard = this.now()
+      if (!isBinary) { this.drop(gen, 'text message from the cloud'); return }
+      const res = decodeFrame(data as Buffer)
+      if (!res.ok) { this.drop(gen, `bad frame from the cloud: ${res.error}`); return }
+      this.onFrame(gen, res.frame)
+    })
+    ws.on('close', (code, reason) => {
+      if (gen !== this.gen) return
+      this.drop(gen, `closed by the cloud (${code}${reason.length > 0 ? ' ' + reason.toString() : ''})`)
+    })
+    ws.on('error', (err) => {
+      if (gen !== this.gen) return
+      this.drop(gen, err.message)
+    })
+  }
+
+  // Ends connection `gen` (if current) and schedules a reconnect with backoff on the next URL.
+  private drop (gen: number, why: string): void {
+    if (gen !== this.gen || this.state === 'closed') return
+    const wasReady = this.state === 'ready'
+    this.gen++
+    this.state = 'disconnected'
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer)
+    if (this.rateTimer !== undefined) { clearTimeout(this.rateTimer); this.rateTimer = undefined }
+    const ws = this.ws
+    this.ws = undefined
+    if (ws !== undefined) { ws.removeAllListeners('message'); ws.on('error', () => {}); ws.terminate() }
+    this.inflight.length = 0
+    this.pumping = false
+    this.counters.disconnects++
+    if (!wasReady) this.urlIndex++ // fail over to the next URL after a failed attempt
+    const delay = backoffMs(this.attempt++, this.s.backoffMinMs, this.s.backoffMaxMs)
+    this.logger[wasReady ? 'warn' : 'info']({ reason: why, retryInMs: delay, lagBytes: this.log.endOffset - this.acked }, wasReady ? 'bridge link lost' : 'bridge connect failed')
+    this.reconnectTimer = setTimeout(() => { this.reconnectTimer = undefined; this.connect() }, delay)
+  }
+
+  private onHeartbeat (): void {
+    if (this.state !== 'ready' && this.state !== 'connecting') return
+    const silent = this.now() - this.lastHeard
+    if (silent > this.s.heartbeatTimeoutMs) {
+      this.counters.heartbeatTimeouts++
+      this.drop(this.gen, `no frame from the cloud for ${silent} ms (heartbeat timeout)`)
+      return
+    }
+    if (this.state === 'ready' && this.ws !== undefined) {
+      this.ws.send(encodeFrame({ type: FrameType.PING, nonce: (this.pingNonce = (this.pingNonce + 1) >>> 0) }))
+    }
+    this.maybeLogLag()
+  }
+
+  private onFrame (gen: number, frame: BridgeFrame): void {
+    switch (frame.type) {
+      case FrameType.WELCOME: {
+        if (this.state !== 'connecting') { this.drop(gen, 'unexpected WELCOME'); return }
+        if (this.connectTimer !== undefined) clearTimeout(this.connectTimer)
+        this.state = 'ready'
+        this.attempt = 0
+        this.counters.connects++
+        const committed = frame.committedOffset
+        if (committed > this.log.endOffset) {
+          // The cloud holds more of this edge than its log: the edge lost its data directory. New
+          // records would reuse offsets the cloud already has and be skipped as duplicates.
+          this.logger.error({ committed, endOffset: this.log.endOffset }, 'the cloud is ahead of this edge\'s log (edge data lost?): records below the cloud\'s offset will be ignored by the cloud')
+        }
+        this.setAcked(committed)
+        this.readPos = committed
+        if (committed < this.log.startOffset) {
+          this.counters.truncatedBytes += this.log.startOffset - committed
+          this.logger.warn({ committed, startOffset: this.log.startOffset, bytes: this.log.startOffset - committed }, 'records the cloud never received were deleted by retention (disk cap): dropped')
+          this.readPos = this.log.startOffset
+        }
+        this.logger.info({ url: this.s.cloudUrls[this.urlIndex % this.s.cloudUrls.length], committed, lagBytes: this.log.endOffset - committed }, 'bridge connected')
+        this.pump()
+        return
+      }
+      case FrameType.REFUSE:
+        this.counters.refused++
+        this.logger.error({ code: frame.code === RefuseCode.AUTH ? 'TRIB_ERR_BRIDGE_AUTH' : 'TRIB_ERR_BRIDGE_FRAME', reason: frame.reason }, 'the cloud refused this edge')
+        this.drop(gen, `refused: ${frame.reason}`)
+        return
+      case FrameType.ACK: this.onAck(frame.committedOffset); return
+      case FrameType.DOWNLINK: this.onDownlink(gen, frame); return
+      case FrameType.PING: this.ws?.send(encodeFrame({ type: FrameType.PONG, nonce: frame.nonce })); return
+      case FrameType.PONG: return
+      case FrameType.ERROR:
+        this.logger.error({ code: frame.code, err: frame.message }, 'the cloud reported an error on the bridge')
+        return
+      default:
+        this.drop(gen, `unexpected ${frameTypeName(frame.type)} from the cloud`)
+    }
+  }
+
+  // ------------------------------------------------------------------ replication
+
+  private setAcked (offset: number): void {
+    if (offset === this.acked) return
+    this.acked = offset
+    this.checkpointDirty = true
+    this.log.setReader(READER, offset)
+  }
+
+  private onAck (committed: number): void {
+    const inflight = this.inflight
+    let popped = 0
+    while (popped < inflight.length && inflight[popped].toOffset <= committed) popped++
+    if (popped > 0) inflight.splice(0, popped)
+    this.counters.acks++
+    if (committed > this.acked) this.setAcked(committed)
+    this.pump()
+  }
+
+  private pump (): void {
+    if (this.state !== 'ready' || this.pumping) return
+    this.pumping = true
+    try {
+      this.pumpLoop()
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private pumpLoop (): void {
+    const gen = this.gen
+    const ws = this.ws!
+    while (this.inflight.length < this.s.windowBatches && this.state === 'ready') {
+      const delay = this.rate.delayMs()
+      if (delay > 0) {
+        if (this.rateTimer === undefined) this.rateTimer = setTimeout(() => { this.rateTimer = undefined; if (gen === this.gen) this.pump() }, delay)
+        return
+      }
+      const durable = this.log.durableOffset
+      if (this.readPos >= durable) {
+        this.waitForMore(gen)
+        return
+      }
+      const [maxRecords, maxBytes] = this.rate.budget(this.s.batchMaxRecords, this.s.batchMaxBytes)
+      const b = this.log.read(this.readPos, { maxRecords, maxBytes, maxOffset: durable })
+      if (b.status === 'truncated') {
+        this.counters.truncatedBytes += b.nextOffset - this.readPos
+        this.logger.warn({ from: this.readPos, to: b.nextOffset, bytes: b.nextOffset - this.readPos }, 'records not yet replicated were deleted by retention (disk cap): dropped')
+        this.readPos = b.nextOffset
+        continue
+      }
+      if (b.records.length === 0) { this.waitForMore(gen); return }
+      const batch = this.batch
+      let n = 0
+      let bytes = 0
+      let oldestTs = 0
+      for (const r of b.records) {
+        if (r.clientId === DOWNLINK_CLIENT_ID || !this.filters.matches(r.topic)) continue
+        // A LogRecord has every field a BridgeRecord needs: no copy.
+        batch[n++] = r as unknown as BridgeRecord
+        bytes += r.payload.length
+        if (oldestTs === 0) oldestTs = r.timestampMs
+      }
+      const from = this.readPos
+      const to = b.nextOffset
+      const frame = encodeBatch(this.s.edgeId, from, to, batch, n)
+      for (let i = 0; i < n; i++) batch[i] = undefined as unknown as BridgeRecord // release payloads
+      ws.send(frame)
+      if (n > 0) this.avgRecordBytes = this.avgRecordBytes * 0.9 + ((to - from) / b.records.length) * 0.1
+      this.inflight.push({ toOffset: to, records: n, bytes, oldestTs })
+      this.rate.consume(n, bytes)
+      this.counters.batchesSent++
+      this.counters.recordsSent += n
+      this.counters.bytesSent += bytes
+      this.readPos = to
+    }
+  }
+
+  // Nothing durable to send from readPos: flush what is appended (so it becomes durable and
+  // sendable at once), or wait for the next append.
+  private waitForMore (gen: number): void {
+    if (this.waiting) return
+    this.waiting = true
+    const wake = (): void => { this.waiting = false; if (gen === this.gen) this.pump() }
+    const fail = (err: Error): void => {
+      this.waiting = false
+      if (this.state !== 'closed') this.logger.error({ err }, 'bridge cannot read the commitlog')
+    }
+    if (this.log.endOffset > this.readPos) this.log.flush().then(wake, fail)
+    else this.log.waitForData(this.readPos).then(wake, fail)
+  }
+
+  // ------------------------------------------------------------------ downlink
+
+  private onDownlink (gen: number, d: DownlinkFrame): void {
+    const ack = (): void => { if (gen === this.gen) this.ws?.send(encodeFrame({ type: FrameType.DOWNLINK_ACK, seq: d.seq })) }
+    if (d.seq <= this.lastDownlinkSeq) { this.counters.downlinksDuplicate++; ack(); return }
+    if (d.expiresAtMs !== 0 && d.expiresAtMs <= this.now()) {
+      this.counters.downlinksExpired++
+      this.logger.warn({ seq: d.seq, topic: d.topic }, 'downlink expired before it reached the edge: dropped')
+      this.markDownlink(d.seq)
+      ack()
+      return
+    }
+    // Copy: the payload is a view into the WebSocket message.
+    const payload = Buffer.from(d.payload)
+    let appended: AppendResult
+    try {
+      appended = this.log.append({ topic: d.topic, payload, qos: d.qos, retain: d.retain, clientId: DOWNLINK_CLIENT_ID }, (err) => {
+        if (err !== null) { this.logger.error({ err, seq: d.seq }, 'downlink not stored in the commitlog: not acked'); return }
+        this.deps.publishLocal({ topic: d.topic, payload, qos: d.qos, retain: d.retain }, appended, () => {
+          this.counters.downlinksApplied++
+          this.markDownlink(d.seq)
+          ack()
+        })
+      })
+    } catch (err) {
+      this.logger.error({ err, seq: d.seq }, 'downlink refused by the commitlog: not acked')
+    }
+  }
+
+  private markDownlink (seq: number): void {
+    if (seq > this.lastDownlinkSeq) { this.lastDownlinkSeq = seq; this.downlinkSeqDirty = true }
+  }
+
+  // ------------------------------------------------------------------ checkpoint, lag, close
+
+  private async saveCheckpoint (): Promise<void> {
+    const ops: Array<{ type: 'put', key: string, value: Buffer }> = []
+    if (this.checkpointDirty && this.acked !== this.savedAcked) ops.push({ type: 'put', key: K_CHECKPOINT, value: Buffer.from(String(this.acked)) })
+    // The applied downlink seq: losing it after a crash only means a downlink is applied twice.
+    if (this.downlinkSeqDirty) ops.push({ type: 'put', key: K_DOWNLINK_SEQ, value: Buffer.from(String(this.lastDownlinkSeq)) })
+    if (ops.length === 0) return
+    const acked = this.acked
+    this.checkpointDirty = false
+    this.downlinkSeqDirty = false
+    try {
+      await this.deps.meta.batch(ops)
+      this.savedAcked = acked
+    } catch (err) {
+      this.checkpointDirty = true
+      this.downlinkSeqDirty = true
+      this.logger.warn({ err }, 'bridge checkpoint not saved (will retry)')
+    }
+  }
+
+  status (): BridgeStatus {
+    const end = this.log.endOffset
+    const lagBytes = Math.max(0, end - this.acked)
+    let inflightRecords = 0
+    for (const f of this.inflight) inflightRecords += f.records
+    const unsent = Math.max(0, end - Math.max(this.readPos, this.acked))
+    let oldestAge = 0
+    if (lagBytes > 0) {
+      const b = this.log.read(Math.max(this.acked, this.log.startOffset), { maxRecords: 1 })
+      if (b.records.length > 0) oldestAge = Math.max(0, this.now() - b.records[0].timestampMs)
+    }
+    return {
+      state: this.state,
+      url: this.state === 'ready' ? this.s.cloudUrls[this.urlIndex % this.s.cloudUrls.length] : undefined,
+      ackedOffset: this.acked,
+      lagBytes,
+      // Messages not yet acked: exact for those in flight, estimated (bytes / mean record size)
+      // for those not yet read; counting them exactly would mean scanning the backlog.
+      lagMessages: inflightRecords + Math.round(unsent / this.avgRecordBytes),
+      oldestUnackedAgeMs: oldestAge,
+      inflightBatches: this.inflight.length
+    }
+  }
+
+  droppedRecords (): number {
+    return this.log.stats().droppedRecords
+  }
+
+  private maybeLogLag (): void {
+    const t = this.now()
+    // Lag in the log: at most every 30 s, and only when there is a backlog worth mentioning.
+    if (t - this.lastLagLog < 30_000) return
+    const st = this.status()
+    if (st.oldestUnackedAgeMs < 5_000) return
+    this.lastLagLog = t
+    this.logger.info({ lagMessages: st.lagMessages, lagBytes: st.lagBytes, oldestUnackedAgeMs: st.oldestUnackedAgeMs, state: st.state }, 'bridge lag')
+  }
+
+  async close (): Promise<void> {
+    if (this.state === 'closed') return
+    this.gen++
+    this.state = 'closed'
+    for (const t of [this.heartbeatTimer, this.checkpointTimer]) if (t !== undefined) clearInterval(t)
+    for (const t of [this.reconnectTimer, this.rateTimer, this.connectTimer]) if (t !== undefined) clearTimeout(t)
+    const ws = this.ws
+    this.ws = undefined
+    if (ws !== undefined) {
+      ws.removeAllListeners()
+      ws.on('error', () => {})
+      if (ws.readyState === ws.OPEN) ws.close(1001, 'edge shutting down')
+      else ws.terminate()
+    }
+    this.checkpointDirty = true
+    await this.saveCheckpoint()
+    this.logger.info({ checkpoint: this.acked }, 'bridge stopped')
+  }
+}

@@ -1,0 +1,161 @@
+// Load mode: many raw connections publish 24+ byte binary messages as fast as flow control
+// allows (--max-rate) or at a fixed total rate (--load-rate, for latency), subscribers count
+// deliveries and latency. The generator reports its own CPU use so a reader can tell whether
+// the broker or the generator was the limit.
+import { randomInt } from 'node:crypto'
+import { tributaryError } from '../../src/errors/index.js'
+import type { Logger } from '../../src/log/index.js'
+import { newLatencyHistogram } from '../checker.js'
+import { parseBrokerUrl } from '../mqtt/transport.js'
+import { summarize, type LatencySummary } from '../report.js'
+import { LoadPublisher } from './publisher.js'
+import { LoadSubscriber } from './subscriber.js'
+
+export interface LoadOptions {
+  broker: string
+  qos: 0 | 1
+  // 0 = as fast as flow control allows.
+  ratePerSec: number
+  connections: number
+  subscribers: number
+  window: number
+  payloadBytes: number
+  durationMs: number
+  drainTimeoutMs: number
+  idPrefix: string
+  signal?: AbortSignal
+}
+
+export interface LoadReport {
+  mode: 'max-rate' | 'paced'
+  broker: string
+  qos: 0 | 1
+  connections: number
+  subscribers: number
+  payloadBytes: number
+  targetRatePerSec: number
+  sendSeconds: number
+  published: number
+  publishedPerSec: number
+  acked: number
+  deliveries: number
+  deliveriesPerSec: number
+  // published x subscribers - deliveries; QoS 0 may legitimately drop under overload.
+  undelivered: number
+  gaps: number
+  outOfOrder: number
+  latencyMs: LatencySummary
+  // CPU of this process while sending, as a fraction of one core (1 = one core saturated).
+  generatorCpuCores: number
+  maxRssBytes: number
+}
+
+async function sleep (ms: number): Promise<void> { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+export async function runLoad (opts: LoadOptions, log: Logger): Promise<LoadReport> {
+  const target = parseBrokerUrl(opts.broker, 'broker')
+  const runId = randomInt(1, 2 ** 31)
+  const latency = newLatencyHistogram()
+  const subs: LoadSubscriber[] = []
+  const pubs: LoadPublisher[] = []
+  const paced = opts.ratePerSec > 0
+  let pacer: NodeJS.Timeout | null = null
+  let maxRss = process.memoryUsage.rss()
+  try {
+    try {
+      for (let i = 0; i < opts.subscribers; i++) {
+        const s = new LoadSubscriber(runId, opts.connections, latency)
+        subs.push(s)
+        await s.open(target, `${opts.idPrefix}-lsub-${runId}-${i}`, { filter: `load/${runId}/#`, qos: opts.qos })
+      }
+      for (let i = 0; i < opts.connections; i++) {
+        const p = new LoadPublisher(i, runId, Buffer.from(`load/${runId}/${i}`), Math.max(opts.payloadBytes, 24), opts.qos, opts.window, paced)
+        pubs.push(p)
+        await p.open(target, `${opts.idPrefix}-lpub-${runId}-${i}`)
+      }
+    } catch (err) {
+      throw tributaryError('TRIB_ERR_SIM_CONNECT', `load mode cannot reach ${target.url}: ${(err as Error).message}`, { url: target.url }, err)
+    }
+    log.info({ connections: pubs.length, subscribers: subs.length }, 'load: connected')
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    for (const p of pubs) p.start()
+    if (paced) {
+      // Timer-driven pacing: each tick sends what is due by now, round robin over connections.
+      let sent = 0
+      let next = 0
+      let backlog = 0
+      pacer = setInterval(() => {
+        const due = Math.floor((performance.now() - t0) * opts.ratePerSec / 1000) - sent
+        for (let i = 0; i < due; i++) {
+          const p = pubs[next]
+          next = next + 1 === pubs.length ? 0 : next + 1
+          if (p.sendOne()) sent++
+          else { backlog++; break }
+        }
+      }, 1)
+      void backlog
+    }
+    const deadline = t0 + opts.durationMs
+    while (performance.now() < deadline && opts.signal?.aborted !== true) {
+      await sleep(Math.min(200, Math.max(1, deadline - performance.now())))
+      maxRss = Math.max(maxRss, process.memoryUsage.rss())
+    }
+    if (pacer !== null) clearInterval(pacer)
+    for (const p of pubs) p.running = false
+    const sendSeconds = (performance.now() - t0) / 1000
+    const cpu = process.cpuUsage(cpu0)
+    const published = pubs.reduce((n, p) => n + p.published, 0)
+    // Drain: until every subscriber has everything (QoS 1: and every ack is in), or nothing
+    // arrives for 500 ms (QoS 0 drops), or the deadline.
+    const drainDeadline = performance.now() + opts.drainTimeoutMs
+    let last = -1
+    let stableSince = performance.now()
+    while (performance.now() < drainDeadline) {
+      const got = subs.reduce((n, s) => n + s.deliveries, 0)
+      const inflight = pubs.reduce((n, p) => n + p.inflight, 0)
+      if (got >= published * subs.length && inflight === 0) break
+      if (got !== last) { last = got; stableSince = performance.now() } else if (performance.now() - stableSince > 500 && inflight === 0) break
+      await sleep(20)
+    }
+    const deliveries = subs.reduce((n, s) => n + s.deliveries, 0)
+    let first = Infinity; let lastAt = 0
+    for (const s of subs) { if (s.firstAt > 0) first = Math.min(first, s.firstAt); lastAt = Math.max(lastAt, s.lastAt) }
+    const deliverySeconds = lastAt > first ? (lastAt - first) / 1000 : sendSeconds
+    return {
+      mode: paced ? 'paced' : 'max-rate',
+      broker: target.url,
+      qos: opts.qos,
+      connections: opts.connections,
+      subscribers: opts.subscribers,
+      payloadBytes: Math.max(opts.payloadBytes, 24),
+      targetRatePerSec: opts.ratePerSec,
+      sendSeconds,
+      published,
+      publishedPerSec: Math.round(published / sendSeconds),
+      acked: pubs.reduce((n, p) => n + p.acked, 0),
+      deliveries,
+      deliveriesPerSec: Math.round(deliveries / deliverySeconds),
+      undelivered: Math.max(0, published * subs.length - deliveries),
+      gaps: subs.reduce((n, s) => n + s.gaps, 0),
+      outOfOrder: subs.reduce((n, s) => n + s.outOfOrder, 0),
+      latencyMs: summarize(latency),
+      generatorCpuCores: Math.round((cpu.user + cpu.system) / 1000 / (sendSeconds * 1000) * 100) / 100,
+      maxRssBytes: maxRss
+    }
+  } finally {
+    if (pacer !== null) clearInterval(pacer)
+    for (const c of [...pubs, ...subs]) if (c.socket !== undefined) c.close()
+  }
+}
+
+export function formatLoadReport (r: LoadReport): string {
+  const l = r.latencyMs
+  return [
+    `load ${r.mode} QoS ${r.qos} -> ${r.broker}: ${r.connections} publishers, ${r.subscribers} subscribers, ${r.payloadBytes} B payloads, ${r.sendSeconds.toFixed(1)} s`,
+    `  published ${r.published} (${r.publishedPerSec}/s)${r.qos === 1 ? `, acked ${r.acked}` : ''}`,
+    `  delivered ${r.deliveries} (${r.deliveriesPerSec}/s), undelivered ${r.undelivered}, gaps ${r.gaps}, out of order ${r.outOfOrder}`,
+    `  latency publish->deliver: p50 ${l.p50} ms, p99 ${l.p99} ms, p99.9 ${l.p999} ms, max ${l.max} ms`,
+    `  generator CPU ${(r.generatorCpuCores * 100).toFixed(0)}% of one core, max RSS ${(r.maxRssBytes / 1048576).toFixed(1)} MiB`
+  ].join('\n')
+}

@@ -1,0 +1,415 @@
+// The bridge wire protocol: one frame per WebSocket binary message. Pure codec, no I/O.
+// Byte layout (all integers big-endian; "u53" = 8 bytes, hi u32 + lo u32, value < 2^53):
+//
+//   frame   = magic 0x54 0x42 ("TB") | version u8 | type u8 | body
+//   str     = length u16 | UTF-8 bytes
+//   bytes   = length u32 | bytes
+//
+//   HELLO        edgeId str | token str | checkpoint u53 | lastDownlinkSeq u53
+//   WELCOME      committedOffset u53 | heartbeatMs u32 | maxFrameBytes u32
+//   REFUSE       code u8 (RefuseCode) | reason str
+//   BATCH        edgeId str | fromOffset u53 | toOffset u53 | count u32 | record*count
+//     record     offset u53 | nextOffset u53 | timestampMs u53 | qos u8 | flags u8 (bit0 retain) | topic str | payload bytes
+//   ACK          committedOffset u53
+//   DOWNLINK     seq u53 | expiresAtMs u53 (0 = never) | qos u8 | flags u8 | topic str | payload bytes
+//   DOWNLINK_ACK seq u53
+//   PING / PONG  nonce u32
+//   ERROR        code str (a TRIB_ERR_* code) | message str
+//
+// `fromOffset`/`toOffset` of a BATCH are the edge log positions the batch covers: records the
+// edge filtered out (not forwarded) lie between them, so the cloud can ack `toOffset` and the
+// edge resumes past them. Decoding never throws: bad input is a `{ ok: false }` value.
+
+export const BRIDGE_PROTOCOL_VERSION = 1
+const MAGIC0 = 0x54
+const MAGIC1 = 0x42
+const HEADER_BYTES = 4
+const TWO_32 = 0x1_0000_0000
+
+export const FrameType = {
+  HELLO: 1,
+  WELCOME: 2,
+  REFUSE: 3,
+  BATCH: 4,
+  ACK: 5,
+  DOWNLINK: 6,
+  DOWNLINK_ACK: 7,
+  PING: 8,
+  PONG: 9,
+  ERROR: 10
+} as const
+
+export const RefuseCode = {
+  AUTH: 1, // unknown edge id or wrong token
+  VERSION: 2, // protocol version not supported
+  BUSY: 3, // the node will not take this edge now (another connection holds it, shutting down)
+  FENCED: 4 // another cloud node holds this edge's lease
+} as const
+export type RefuseCodeValue = typeof RefuseCode[keyof typeof RefuseCode]
+
+export type QoSLevel = 0 | 1 | 2
+
+export interface BridgeRecord {
+  offset: number
+  nextOffset: number
+  timestampMs: number
+  qos: QoSLevel
+  retain: boolean
+  topic: string
+  payload: Buffer
+}
+
+export interface HelloFrame { type: typeof FrameType.HELLO, edgeId: string, token: string, checkpoint: number, lastDownlinkSeq: number }
+export interface WelcomeFrame { type: typeof FrameType.WELCOME, committedOffset: number, heartbeatMs: number, maxFrameBytes: number }
+export interface RefuseFrame { type: typeof FrameType.REFUSE, code: RefuseCodeValue, reason: string }
+export interface BatchFrame { type: typeof FrameType.BATCH, edgeId: string, fromOffset: number, toOffset: number, records: BridgeRecord[] }
+export interface AckFrame { type: typeof FrameType.ACK, committedOffset: number }
+export interface DownlinkFrame { type: typeof FrameType.DOWNLINK, seq: number, expiresAtMs: number, qos: QoSLevel, retain: boolean, topic: string, payload: Buffer }
+export interface DownlinkAckFrame { type: typeof FrameType.DOWNLINK_ACK, seq: number }
+export interface PingFrame { type: typeof FrameType.PING, nonce: number }
+export interface PongFrame { type: typeof FrameType.PONG, nonce: number }
+export interface ErrorFrame { type: typeof FrameType.ERROR, code: string, message: string }
+
+export type BridgeFrame = HelloFrame | WelcomeFrame | RefuseFrame | BatchFrame | AckFrame | DownlinkFrame | DownlinkAckFrame | PingFrame | PongFrame | ErrorFrame
+
+export interface FrameLimits {
+  // Whole frame. Bounds the memory one message costs the receiver (ws maxPayload is set to it too).
+  maxFrameBytes: number
+  // Records in one BATCH: bounds the per-batch work and the array the decoder allocates.
+  maxRecordsPerBatch: number
+  // Topic bytes, as the MQTT limit at the edge (a topic longer than the edge accepts is a bug).
+  maxTopicBytes: number
+  // Short strings: edge id, token, error texts.
+  maxStringBytes: number
+}
+
+export const DEFAULT_FRAME_LIMITS: Readonly<FrameLimits> = Object.freeze({
+  // 16 MiB: a batch of ~1 MiB records still fits; larger would hold too much RAM per edge at the cloud.
+  maxFrameBytes: 16 * 1024 * 1024,
+  // 65536: a 16 MiB frame of 100 B messages holds ~100k records; cap the array work per frame.
+  maxRecordsPerBatch: 65_536,
+  maxTopicBytes: 65_535,
+  maxStringBytes: 1024
+})
+
+export type DecodeResult = { ok: true, frame: BridgeFrame } | { ok: false, error: string }
+
+// Per-record fixed bytes: offset, nextOffset, timestamp (3 x 8), qos, flags, topic len u16, payload len u32.
+const RECORD_FIXED_BYTES = 8 * 3 + 1 + 1 + 2 + 4
+
+function writeU53 (buf: Buffer, value: number, at: number): number {
+  const hi = Math.floor(value / TWO_32)
+  buf.writeUInt32BE(hi, at)
+  buf.writeUInt32BE(value - hi * TWO_32, at + 4)
+  return at + 8
+}
+
+function writeStr (buf: Buffer, s: string, byteLen: number, at: number): number {
+  buf.writeUInt16BE(byteLen, at)
+  buf.write(s, at + 2, byteLen, 'utf8')
+  return at + 2 + byteLen
+}
+
+function writeBytes (buf: Buffer, b: Buffer, at: number): number {
+  buf.writeUInt32BE(b.length, at)
+  b.copy(buf, at + 4)
+  return at + 4 + b.length
+}
+
+function header (size: number, type: number): Buffer {
+  const buf = Buffer.allocUnsafe(size)
+  buf[0] = MAGIC0
+  buf[1] = MAGIC1
+  buf[2] = BRIDGE_PROTOCOL_VERSION
+  buf[3] = type
+  return buf
+}
+
+function checkU53 (name: string, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${n}`)
+}
+
+function checkStrLen (name: string, len: number): void {
+  if (len > 0xffff) throw new RangeError(`${name} is ${len} bytes, longer than 65535`)
+}
+
+// Encoding is for our own well-formed values: it throws RangeError on a programming error
+// (negative offset, oversized string), which is a broken invariant, not an expected outcome.
+export function encodeFrame (frame: BridgeFrame): Buffer {
+  switch (frame.type) {
+    case FrameType.HELLO: {
+      const idLen = Buffer.byteLength(frame.edgeId)
+      const tokLen = Buffer.byteLength(frame.token)
+      checkStrLen('edgeId', idLen); checkStrLen('token', tokLen)
+      checkU53('checkpoint', frame.checkpoint); checkU53('lastDownlinkSeq', frame.lastDownlinkSeq)
+      const buf = header(HEADER_BYTES + 2 + idLen + 2 + tokLen + 16, frame.type)
+      let at = writeStr(buf, frame.edgeId, idLen, HEADER_BYTES)
+      at = writeStr(buf, frame.token, tokLen, at)
+      at = writeU53(buf, frame.checkpoint, at)
+      writeU53(buf, frame.lastDownlinkSeq, at)
+      return buf
+    }
+    case FrameType.WELCOME: {
+      checkU53('committedOffset', frame.committedOffset)
+      const buf = header(HEADER_BYTES + 16, frame.type)
+      const at = writeU53(buf, frame.committedOffset, HEADER_BYTES)
+      buf.writeUInt32BE(frame.heartbeatMs, at)
+      buf.writeUInt32BE(frame.maxFrameBytes, at + 4)
+      return buf
+    }
+    case FrameType.REFUSE: {
+      const len = Buffer.byteLength(frame.reason)
+      checkStrLen('reason', len)
+      const buf = header(HEADER_BYTES + 1 + 2 + len, frame.type)
+      buf[HEADER_BYTES] = frame.code
+      writeStr(buf, frame.reason, len, HEADER_BYTES + 1)
+      return buf
+    }
+    case FrameType.BATCH:
+      return encodeBatch(frame.edgeId, frame.fromOffset, frame.toOffset, frame.records, frame.records.length)
+    case FrameType.ACK:
+    case FrameType.DOWNLINK_ACK: {
+      const v = frame.type === FrameType.ACK ? frame.committedOffset : frame.seq
+      checkU53('offset', v)
+      const buf = header(HEADER_BYTES + 8, frame.type)
+      writeU53(buf, v, HEADER_BYTES)
+      return buf
+    }
+    case FrameType.DOWNLINK: {
+      const tLen = Buffer.byteLength(frame.topic)
+      checkStrLen('topic', tLen)
+      checkU53('seq', frame.seq); checkU53('expiresAtMs', frame.expiresAtMs)
+      const buf = header(HEADER_BYTES + 16 + 2 + 2 + tLen + 4 + frame.payload.length, frame.type)
+      let at = writeU53(buf, frame.seq, HEADER_BYTES)
+      at = writeU53(buf, frame.expiresAtMs, at)
+      buf[at++] = frame.qos
+      buf[at++] = frame.retain ? 1 : 0
+      at = writeStr(buf, frame.topic, tLen, at)
+      writeBytes(buf, frame.payload, at)
+      return buf
+    }
+    case FrameType.PING:
+    case FrameType.PONG: {
+      const buf = header(HEADER_BYTES + 4, frame.type)
+      buf.writeUInt32BE(frame.nonce >>> 0, HEADER_BYTES)
+      return buf
+    }
+    case FrameType.ERROR: {
+      const cLen = Buffer.byteLength(frame.code)
+      const mLen = Buffer.byteLength(frame.message)
+      checkStrLen('code', cLen); checkStrLen('message', mLen)
+      const buf = header(HEADER_BYTES + 4 + cLen + mLen, frame.type)
+      writeStr(buf, frame.message, mLen, writeStr(buf, frame.code, cLen, HEADER_BYTES))
+      return buf
+    }
+  }
+}
+
+// The hot path: one buffer, sized up front, for `count` records of `records` (the caller may
+// reuse a larger array). Topic byte lengths are measured once.
+export function encodeBatch (edgeId: string, fromOffset: number, toOffset: number, records: readonly BridgeRecord[], count: number): Buffer {
+  const idLen = Buffer.byteLength(edgeId)
+  checkStrLen('edgeId', idLen)
+  checkU53('fromOffset', fromOffset); checkU53('toOffset', toOffset)
+  let size = HEADER_BYTES + 2 + idLen + 16 + 4
+  for (let i = 0; i < count; i++) {
+    const r = records[i]
+    size += RECORD_FIXED_BYTES + Buffer.byteLength(r.topic) + r.payload.length
+  }
+  const buf = header(size, FrameType.BATCH)
+  let at = writeStr(buf, edgeId, idLen, HEADER_BYTES)
+  at = writeU53(buf, fromOffset, at)
+  at = writeU53(buf, toOffset, at)
+  buf.writeUInt32BE(count, at); at += 4
+  for (let i = 0; i < count; i++) {
+    const r = records[i]
+    at = writeU53(buf, r.offset, at)
+    at = writeU53(buf, r.nextOffset, at)
+    at = writeU53(buf, r.timestampMs, at)
+    buf[at++] = r.qos
+    buf[at++] = r.retain ? 1 : 0
+    const tLen = buf.write(r.topic, at + 2, 'utf8')
+    checkStrLen('topic', tLen)
+    buf.writeUInt16BE(tLen, at)
+    at += 2 + tLen
+    at = writeBytes(buf, r.payload, at)
+  }
+  return buf
+}
+
+// Byte size `encodeBatch` would produce for one more record: lets the batcher stop before a limit.
+export function batchRecordBytes (topicBytes: number, payloadBytes: number): number {
+  return RECORD_FIXED_BYTES + topicBytes + payloadBytes
+}
+export function batchOverheadBytes (edgeId: string): number {
+  return HEADER_BYTES + 2 + Buffer.byteLength(edgeId) + 16 + 4
+}
+
+// A cursor over one frame; every read checks the bounds and fails by setting `error`.
+class Reader {
+  at = HEADER_BYTES
+  error: string | undefined
+  constructor (readonly buf: Buffer) {}
+
+  fail (msg: string): void { if (this.error === undefined) this.error = msg }
+
+  need (n: number, what: string): boolean {
+    if (this.error !== undefined) return false
+    if (this.at + n > this.buf.length) { this.fail(`truncated frame reading ${what}`); return false }
+    return true
+  }
+
+  u8 (what: string): number {
+    if (!this.need(1, what)) return 0
+    return this.buf[this.at++]
+  }
+
+  u32 (what: string): number {
+    if (!this.need(4, what)) return 0
+    const v = this.buf.readUInt32BE(this.at)
+    this.at += 4
+    return v
+  }
+
+  u53 (what: string): number {
+    if (!this.need(8, what)) return 0
+    const hi = this.buf.readUInt32BE(this.at)
+    const lo = this.buf.readUInt32BE(this.at + 4)
+    this.at += 8
+    if (hi >= 0x20_0000) { this.fail(`${what} exceeds 2^53`); return 0 }
+    return hi * TWO_32 + lo
+  }
+
+  str (what: string, max: number): string {
+    if (!this.need(2, what)) return ''
+    const len = this.buf.readUInt16BE(this.at)
+    this.at += 2
+    if (len > max) { this.fail(`${what} is ${len} bytes, over the limit of ${max}`); return '' }
+    if (!this.need(len, what)) return ''
+    const s = this.buf.toString('utf8', this.at, this.at + len)
+    this.at += len
+    return s
+  }
+
+  bytes (what: string): Buffer {
+    const len = this.u32(what)
+    if (!this.need(len, what)) return EMPTY
+    const b = this.buf.subarray(this.at, this.at + len)
+    this.at += len
+    return b
+  }
+
+  qos (what: string): QoSLevel {
+    const q = this.u8(what)
+    if (q > 2) { this.fail(`${what} ${q} is not 0, 1 or 2`); return 0 }
+    return q as QoSLevel
+  }
+
+  flags (what: string): boolean {
+    const f = this.u8(what)
+    if (f > 1) { this.fail(`${what} has unknown bits ${f}`); return false }
+    return f === 1
+  }
+}
+const EMPTY = Buffer.alloc(0)
+
+function isRefuseCode (n: number): n is RefuseCodeValue {
+  return n >= 1 && n <= 4
+}
+
+// Strict: unknown type, wrong version, trailing bytes, lengths beyond the limits, offsets out
+// of order are all `{ ok: false, error }`. Payloads are views into `buf` (no copy).
+export function decodeFrame (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): DecodeResult {
+  if (buf.length > limits.maxFrameBytes) return { ok: false, error: `frame of ${buf.length} bytes exceeds the limit of ${limits.maxFrameBytes}` }
+  if (buf.length < HEADER_BYTES) return { ok: false, error: 'frame shorter than its header' }
+  if (buf[0] !== MAGIC0 || buf[1] !== MAGIC1) return { ok: false, error: 'not a bridge frame (bad magic)' }
+  if (buf[2] !== BRIDGE_PROTOCOL_VERSION) return { ok: false, error: `unsupported protocol version ${buf[2]}` }
+  const r = new Reader(buf)
+  const s = limits.maxStringBytes
+  let frame: BridgeFrame
+  switch (buf[3]) {
+    case FrameType.HELLO:
+      frame = { type: FrameType.HELLO, edgeId: r.str('edgeId', s), token: r.str('token', s), checkpoint: r.u53('checkpoint'), lastDownlinkSeq: r.u53('lastDownlinkSeq') }
+      break
+    case FrameType.WELCOME:
+      frame = { type: FrameType.WELCOME, committedOffset: r.u53('committedOffset'), heartbeatMs: r.u32('heartbeatMs'), maxFrameBytes: r.u32('maxFrameBytes') }
+      break
+    case FrameType.REFUSE: {
+      const code = r.u8('code')
+      if (!isRefuseCode(code)) r.fail(`unknown refuse code ${code}`)
+      frame = { type: FrameType.REFUSE, code: code as RefuseCodeValue, reason: r.str('reason', s) }
+      break
+    }
+    case FrameType.BATCH: {
+      const decoded = decodeBatchBody(r, limits)
+      if (decoded === undefined) return { ok: false, error: r.error ?? 'bad batch' }
+      frame = decoded
+      break
+    }
+    case FrameType.ACK:
+      frame = { type: FrameType.ACK, committedOffset: r.u53('committedOffset') }
+      break
+    case FrameType.DOWNLINK: {
+      const seq = r.u53('seq')
+      const expiresAtMs = r.u53('expiresAtMs')
+      const qos = r.qos('qos')
+      const retain = r.flags('flags')
+      frame = { type: FrameType.DOWNLINK, seq, expiresAtMs, qos, retain, topic: r.str('topic', limits.maxTopicBytes), payload: r.bytes('payload') }
+      break
+    }
+    case FrameType.DOWNLINK_ACK:
+      frame = { type: FrameType.DOWNLINK_ACK, seq: r.u53('seq') }
+      break
+    case FrameType.PING:
+      frame = { type: FrameType.PING, nonce: r.u32('nonce') }
+      break
+    case FrameType.PONG:
+      frame = { type: FrameType.PONG, nonce: r.u32('nonce') }
+      break
+    case FrameType.ERROR:
+      frame = { type: FrameType.ERROR, code: r.str('code', s), message: r.str('message', s) }
+      break
+    default:
+      return { ok: false, error: `unknown frame type ${buf[3]}` }
+  }
+  if (r.error !== undefined) return { ok: false, error: r.error }
+  if (r.at !== buf.length) return { ok: false, error: `${buf.length - r.at} trailing bytes after frame` }
+  return { ok: true, frame }
+}
+
+function decodeBatchBody (r: Reader, limits: FrameLimits): BatchFrame | undefined {
+  const edgeId = r.str('edgeId', limits.maxStringBytes)
+  const fromOffset = r.u53('fromOffset')
+  const toOffset = r.u53('toOffset')
+  const count = r.u32('count')
+  if (r.error !== undefined) return undefined
+  if (toOffset < fromOffset) { r.fail(`batch toOffset ${toOffset} is before fromOffset ${fromOffset}`); return undefined }
+  if (count > limits.maxRecordsPerBatch) { r.fail(`batch of ${count} records exceeds the limit of ${limits.maxRecordsPerBatch}`); return undefined }
+  // Each record needs at least RECORD_FIXED_BYTES: a lying count cannot make us allocate much.
+  if (count * RECORD_FIXED_BYTES > r.buf.length - r.at) { r.fail(`batch count ${count} does not fit the frame`); return undefined }
+  const records: BridgeRecord[] = new Array(count)
+  let prev = fromOffset
+  for (let i = 0; i < count; i++) {
+    const offset = r.u53('record offset')
+    const nextOffset = r.u53('record nextOffset')
+    const timestampMs = r.u53('record timestamp')
+    const qos = r.qos('record qos')
+    const retain = r.flags('record flags')
+    const topic = r.str('record topic', limits.maxTopicBytes)
+    const payload = r.bytes('record payload')
+    if (r.error !== undefined) return undefined
+    // Records travel in log order inside [fromOffset, toOffset]; anything else is out of protocol.
+    if (offset < prev || nextOffset <= offset || nextOffset > toOffset) {
+      r.fail(`record ${i} offsets [${offset}, ${nextOffset}) out of order in batch [${fromOffset}, ${toOffset})`)
+      return undefined
+    }
+    prev = nextOffset
+    records[i] = { offset, nextOffset, timestampMs, qos, retain, topic, payload }
+  }
+  return { type: FrameType.BATCH, edgeId, fromOffset, toOffset, records }
+}
+
+export function frameTypeName (type: number): string {
+  for (const [name, value] of Object.entries(FrameType)) if (value === type) return name
+  return `UNKNOWN(${type})`
+}

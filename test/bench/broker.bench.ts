@@ -1,0 +1,161 @@
+// Broker comparison with the simulator's load mode: the edge broker (flush policy interval),
+// stock aedes 1.2 (in-memory persistence) and Debian mosquitto, each pinned to core 0 with the
+// generator on core 1, 64-byte payloads, RUNS runs per measure, medians, ratios vs both peers.
+// Standalone: `node --import tsx test/bench/broker.bench.ts` (needs a fresh `npx tsup`).
+import { pathToFileURL } from 'node:url'
+import type { LoadReport } from '../../firmware-sim/load/run.js'
+import type { IdleReport } from '../../firmware-sim/load/idle.js'
+import type { SimReport } from '../../firmware-sim/report.js'
+import { rssBytes, simReport, startBroker, type BrokerName, type BrokerProc } from './broker-procs.js'
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const BROKERS: BrokerName[] = ['edge', 'aedes', 'mosquitto']
+const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000)
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+type Measures = Record<string, number[]>
+interface BrokerResult { measures: Measures, error?: string, notes?: string[] }
+
+const LOAD = ['--payload-bytes', '64', '--drain-timeout', '20s']
+
+// Each measurement gets a fresh broker, so a backlog left by one (QoS 0 overload queues in
+// the broker) cannot slow the next. A failed measurement is noted and the bench goes on.
+async function measureBroker (name: BrokerName, log: (s: string) => void): Promise<BrokerResult> {
+  const m: Measures = {}
+  const notes: string[] = []
+  const add = (k: string, v: number): void => { (m[k] ??= []).push(v) }
+  const withBroker = async (what: string, fn: (b: BrokerProc) => Promise<void>): Promise<boolean> => {
+    let b: BrokerProc
+    try { b = await startBroker(name) } catch (err) { notes.push(`cannot start: ${(err as Error).message.split('\n')[0]}`); return false }
+    try { await fn(b); return true } catch (err) {
+      notes.push(`${what}: ${(err as Error).message.split('\n')[0].slice(0, 300)}`)
+      return true
+    } finally { await b.stop() }
+  }
+  for (let run = 0; run < RUNS; run++) {
+    log(`${name}: run ${run + 1}/${RUNS}`)
+    const ok = await withBroker('QoS 0 fan-in', async (b) => {
+      const q0 = await simReport<LoadReport>(['--broker', b.url, '--max-rate', '--qos', '0', '--connections', '4', '--subscribers', '1', '--duration', '3s', ...LOAD])
+      add('q0pub', q0.publishedPerSec); add('q0del', q0.deliveriesPerSec); add('q0cpu', q0.generatorCpuCores)
+    })
+    if (!ok) return { measures: m, error: notes.join('; ') }
+    await withBroker('QoS 1 fan-in', async (b) => {
+      const q1 = await simReport<LoadReport>(['--broker', b.url, '--max-rate', '--qos', '1', '--window', '64', '--connections', '4', '--subscribers', '1', '--duration', '3s', ...LOAD])
+      add('q1ack', Math.round(q1.acked / q1.sendSeconds)); add('q1del', q1.deliveriesPerSec); add('q1lost', q1.undelivered)
+    })
+    await withBroker('latency', async (b) => {
+      const lat = await simReport<LoadReport>(['--broker', b.url, '--load-rate', '5000', '--qos', '1', '--window', '64', '--connections', '4', '--subscribers', '1', '--duration', '5s', ...LOAD])
+      add('p50', lat.latencyMs.p50); add('p99', lat.latencyMs.p99); add('p999', lat.latencyMs.p999)
+    })
+    // Fan-out: 2,000 msgs/s x 100 subscribers = 200,000 deliveries/s asked, above what these
+    // brokers deliver, so deliveries/s measures the broker.
+    await withBroker('fan-out', async (b) => {
+      const fan = await simReport<LoadReport>(['--broker', b.url, '--load-rate', '2000', '--qos', '0', '--connections', '1', '--subscribers', '100', '--duration', '2s', ...LOAD])
+      add('fanout', fan.deliveriesPerSec)
+    })
+    // Idle connections: RSS sampled while the connections are held.
+    await withBroker('idle connections', async (b) => {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const before = rssBytes(b.pid)
+      let peak = before
+      const idle = await simReport<IdleReport>(['--broker', b.url, '--idle-connections', String(IDLE_CONNECTIONS), '--ramp', '5000', '--duration', '3s'], () => { peak = Math.max(peak, rssBytes(b.pid)) })
+      add('idleKiB', (peak - before) / Math.max(1, idle.connected) / 1024)
+      add('rampPerSec', idle.connectsPerSec)
+    })
+  }
+  return { measures: m, error: undefined, notes }
+}
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US')
+const fmtMs = (n: number): string => n.toFixed(2)
+const fmtKiB = (n: number): string => n.toFixed(1)
+
+export async function run (): Promise<string> {
+  const log = (s: string): void => { process.stderr.write(`[broker.bench] ${s}\n`) }
+  const results = {} as Record<BrokerName, BrokerResult>
+  for (const b of BROKERS) results[b] = await measureBroker(b, log)
+
+  const cell = (b: BrokerName, k: string, f: (n: number) => string): string => {
+    const r = results[b]
+    if (r.error !== undefined || r.measures[k] === undefined) return 'n/a'
+    return `${f(median(r.measures[k]))} <sub>(${r.measures[k].map(f).join(' / ')})</sub>`
+  }
+  const ratio = (a: BrokerName, b: BrokerName, k: string): string => {
+    const x = results[a].measures[k]; const y = results[b].measures[k]
+    if (x === undefined || y === undefined || median(y) === 0) return 'n/a'
+    return `${(median(x) / median(y)).toFixed(2)}x`
+  }
+  const rows: Array<[string, string, (n: number) => string]> = [
+    ['QoS 0 fan-in, published msgs/s (4 publishers)', 'q0pub', fmtInt],
+    ['QoS 0 fan-in, delivered msgs/s (1 subscriber)', 'q0del', fmtInt],
+    ['QoS 1 fan-in, acked msgs/s (window 64 x 4)', 'q1ack', fmtInt],
+    ['QoS 1 fan-in, delivered msgs/s', 'q1del', fmtInt],
+    ['QoS 1 fan-in, acked but not delivered (3 s run)', 'q1lost', fmtInt],
+    ['QoS 1 at 5,000 msgs/s, latency p50 ms', 'p50', fmtMs],
+    ['QoS 1 at 5,000 msgs/s, latency p99 ms', 'p99', fmtMs],
+    ['QoS 1 at 5,000 msgs/s, latency p99.9 ms', 'p999', fmtMs],
+    ['Fan-out to 100 subscribers, deliveries/s', 'fanout', fmtInt],
+    [`Idle connections: RSS KiB per connection at ${fmtInt(IDLE_CONNECTIONS)}`, 'idleKiB', fmtKiB],
+    ['Idle connections opened (ramp 5,000/s asked), per s', 'rampPerSec', fmtInt],
+    ['Generator CPU during QoS 0 fan-in (cores)', 'q0cpu', (n) => n.toFixed(2)]
+  ]
+  const lines = [
+    '### Broker comparison',
+    '',
+    `${RUNS} runs per cell, median first, then each run. Broker on core 0, generator on core 1, 64-byte payloads, loopback.`,
+    '',
+    '| measure | edge (interval) | stock aedes 1.2 | mosquitto | edge / aedes | edge / mosquitto |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows.map(([label, k, f]) => `| ${label} | ${cell('edge', k, f)} | ${cell('aedes', k, f)} | ${cell('mosquitto', k, f)} | ${ratio('edge', 'aedes', k)} | ${ratio('edge', 'mosquitto', k)} |`)
+  ]
+  for (const b of BROKERS) {
+    if (results[b].error !== undefined) lines.push('', `${b}: not measured: ${results[b].error}`)
+    else for (const n of results[b].notes ?? []) lines.push('', `${b}: a run failed: ${n}`)
+  }
+  const e = results.edge.measures; const a = results.aedes.measures; const q = results.mosquitto.measures
+  if (results.edge.error === undefined && e.q1ack !== undefined) {
+    lines.push('', 'Targets (issue 2):',
+      `- durable QoS 1 throughput >= stock aedes QoS 1: ${fmtInt(median(e.q1ack))} vs ${fmtInt(median(a.q1ack ?? [0]))} -> ${median(e.q1ack) >= median(a.q1ack ?? [0]) ? 'met' : 'NOT met'}`,
+      `- p99 at 5,000/s <= mosquitto's: ${fmtMs(median(e.p99))} vs ${fmtMs(median(q.p99 ?? [0]))} ms -> ${median(e.p99) <= median(q.p99 ?? [Infinity]) ? 'met' : 'NOT met'}`,
+      `- <= 12 KiB per idle connection: ${fmtKiB(median(e.idleKiB))} KiB -> ${median(e.idleKiB) <= 12 ? 'met' : 'NOT met'}`)
+  }
+  lines.push('', ...(await generatorSection(log)))
+  return lines.join('\n')
+}
+
+// The load generator's own limits: QoS 0 publish rate with no subscriber (mosquitto only
+// parses and drops), and 10,000 devices in device mode (RSS, ramp).
+async function generatorSection (log: (s: string) => void): Promise<string[]> {
+  // Unlimited queues so that mosquitto does not drop the checker's messages during the ramp:
+  // this section measures the simulator, not the broker.
+  const broker = await startBroker('mosquitto', ['max_queued_messages 0'])
+  try {
+    const rates: number[] = []; const cpus: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      log(`generator ceiling run ${i + 1}/${RUNS}`)
+      const r = await simReport<LoadReport>(['--broker', broker.url, '--max-rate', '--qos', '0', '--connections', '4', '--subscribers', '0', '--duration', '3s', ...LOAD])
+      rates.push(r.publishedPerSec); cpus.push(r.generatorCpuCores)
+    }
+    log('10,000 devices in device mode')
+    const dev = await simReport<SimReport>(['--broker', broker.url, '--devices', '10000', '--rate', '0.2', '--qos', '1', '--duration', '8s', '--ramp', '5000'])
+    return [
+      '### Load generator',
+      '',
+      '| measure | value |',
+      '| --- | --- |',
+      `| QoS 0 publish rate, 4 connections, no subscriber, vs mosquitto (one core) | ${fmtInt(median(rates))} msgs/s <sub>(${rates.map(fmtInt).join(' / ')})</sub> |`,
+      `| generator CPU meanwhile (cores) | ${median(cpus).toFixed(2)} <sub>(${cpus.map((c) => c.toFixed(2)).join(' / ')})</sub> |`,
+      `| device mode, 10,000 devices (QoS 1, 0.2 msg/s each, 8 s): simulator max RSS | ${(dev.process.maxRssBytes / 1048576).toFixed(0)} MiB |`,
+      `| device mode, 10,000 devices: all connected after (ramp 5,000/s asked) | ${dev.rampMs === null ? 'not all connected' : `${(dev.rampMs / 1000).toFixed(1)} s (${fmtInt(10_000 / (dev.rampMs / 1000))}/s)`} |`,
+      `| device mode, 10,000 devices: sent / received / lost | ${fmtInt(dev.sent)} / ${fmtInt(dev.received)} / ${fmtInt(dev.lost)} |`
+    ]
+  } finally { await broker.stop() }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(await run())
+}
