@@ -10,25 +10,29 @@
 //              with the load instead of one small write per loop turn)
 //
 // At most MAX_BUFFERS buffers exist (bounded memory, e.g. on a Raspberry Pi). When all are busy
-// and the fill buffer is full, `drainSync()` writes every pending byte synchronously on the
-// event-loop thread, which is the old behaviour and the backpressure: appends slow down to the
-// disk's pace instead of queueing without bound. drainSync() is also how a read reaches records
-// that are not written yet (reads use the file, never the buffers: one code path for reads).
+// and the fill buffer is full (the pool thread is slower than the appends: the disk is the limit,
+// or the machine has no idle core), `writeAheadSync()` writes the queued chunks and the fill
+// buffer synchronously on the event-loop thread, past the chunk still in flight: that is the
+// backpressure (appends slow down to the disk's pace instead of queueing without bound), and
+// `written` jumps over those bytes once the in-flight write completes.
+//
+// drainSync() is how a read reaches records that are not written yet (reads use the file, never
+// the buffers: one code path for reads), and how close and checkpoints catch up. It also rewrites
+// the chunk that is in flight on the pool (same bytes at the same positions: the file ends up
+// identical whichever write lands last), so that `written` covers everything when it returns;
+// the in-flight buffer is reused only after its write completes.
 //
 // Writes are positional (pwrite), so the segment fd must not be opened with O_APPEND (Linux
-// ignores the position then). drainSync() also rewrites the chunk that is in flight on the pool
-// (same bytes at the same positions: the result is identical whichever lands last), so that
-// `written` covers everything when it returns; the in-flight buffer is reused only after its
-// write completes. A chunk remembers its fd: after a segment roll the old segment's tail may still
-// be in flight while the fill buffer already belongs to the new segment (`usesFd` tells the
-// commitlog when the old fd may be fsynced and closed).
+// ignores the position then). A chunk remembers its fd: after a segment roll the old segment's
+// tail may still be in flight while the fill buffer already belongs to the new segment (`usesFd`
+// tells the commitlog when the old fd may be fsynced and closed).
 import { write, writeSync } from 'node:fs'
 
 // Fill buffer size: large enough to amortise the syscall, small enough for a Raspberry Pi.
 export const WRITE_BUFFER_BYTES = 1024 * 1024
-// Triple buffering: one filling, one in flight, one queued. Measured: a fourth buffer did not
-// help (the pool thread keeps up unless the disk itself is the limit); memory is bounded to
-// MAX_BUFFERS x buffer size.
+// Triple buffering: one filling, one in flight, one queued. More buffers would only absorb
+// longer stalls of the pool thread; when it is slower on average (disk-bound, or no idle core)
+// writeAheadSync is the backpressure whatever the count. Memory: MAX_BUFFERS x buffer size.
 const MAX_BUFFERS = 3
 
 interface Chunk {
@@ -62,6 +66,8 @@ export class SegmentWriter {
   private readonly queue: Chunk[] = []
   private inflight: Chunk | null = null
   private inflightDone = 0 // bytes of the in-flight chunk written so far (short writes)
+  // End of the bytes written synchronously right after the in-flight chunk (writeAheadSync).
+  private aheadEnd = 0
   private stopped = false
   private readonly events: WriterEvents
   private readonly onWriteDone = (err: NodeJS.ErrnoException | null, n: number): void => { this.writeDone(err, n) }
@@ -106,7 +112,7 @@ export class SegmentWriter {
   makeRoom (): void {
     if (this.len === 0) return
     if (this.spares.length === 0 && this.buffers >= MAX_BUFFERS) {
-      this.drainSync()
+      this.writeAheadSync()
       return
     }
     this.handOff()
@@ -114,14 +120,27 @@ export class SegmentWriter {
   }
 
   // The next bytes go to another segment file (after a roll): what the fill buffer holds still
-  // belongs to the old fd and is queued for it.
+  // belongs to the old fd and is queued (or written) for it.
   switchFile (fd: number, fileBase: number): void {
-    if (this.len > 0) {
-      if (this.spares.length === 0 && this.buffers >= MAX_BUFFERS) this.drainSync()
-      else { this.handOff(); this.startNext() }
-    }
+    this.makeRoom()
     this.fd = fd
     this.fileBase = fileBase
+  }
+
+  // Backpressure (all buffers busy): writes the queued chunks and the fill buffer now, on this
+  // thread, but not the chunk in flight: that one is the pool's, and `written` moves past all of
+  // it when it completes. Throws on an I/O error.
+  private writeAheadSync (): void {
+    if (this.inflight === null) { this.drainSync(); return }
+    while (this.queue.length > 0) {
+      const c = this.queue.shift() as Chunk
+      writeAllSync(c.fd, c.buf, c.len, c.filePos)
+      this.spares.push(c.buf)
+    }
+    writeAllSync(this.fd, this.buf, this.len, this.start - this.fileBase)
+    this.start += this.len
+    this.len = 0
+    this.aheadEnd = this.start
   }
 
   // Writes every appended byte to the files now, on this thread. Throws on an I/O error.
@@ -187,8 +206,9 @@ export class SegmentWriter {
       this.events.failed(err)
       return
     }
-    // drainSync may have covered this chunk and more already.
+    // drainSync may have covered this chunk and more already; writeAheadSync wrote what follows.
     if (c.start + c.len > this.written) this.written = c.start + c.len
+    if (this.aheadEnd > this.written) this.written = this.aheadEnd
     if (this.queue.length === 0) this.handOff()
     this.startNext()
     this.events.written()

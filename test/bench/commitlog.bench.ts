@@ -2,13 +2,17 @@
 // Standalone: `node --import tsx test/bench/commitlog.bench.ts`; or `run()` from a bench runner.
 // Measured: time from the first append until the last durable callback (so `always`/`interval`
 // include their fsyncs), appends issued in bursts of BURST per event-loop turn like a busy broker.
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+// Also reported: CPU time of the event-loop thread per append (Linux: /proc/self/task/<pid>/
+// schedstat), which a loaded machine inflates much less than wall time, and the load average.
+// BENCH_RUNS (default 5) sets the runs per case; BENCH_CASES=100:interval,1024:interval picks cases.
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CommitLog, type FlushPolicy } from '../../src/commitlog/index.js'
 import { silentLogger } from '../../src/log/index.js'
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const ONLY = process.env.BENCH_CASES === undefined ? null : new Set(process.env.BENCH_CASES.split(','))
 const BURST = 1000
 const TOPICS = 100
 const CASES = [
@@ -17,12 +21,21 @@ const CASES = [
 ]
 const POLICIES: FlushPolicy[] = ['none', 'interval', 'always']
 
+// Nanoseconds the event-loop thread has run on a CPU (NaN where /proc is not available).
+function loopThreadCpuNs (): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0])
+  } catch {
+    return NaN
+  }
+}
+
 function median (xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)] as number
 }
 
-async function appendRun (policy: FlushPolicy, payloadBytes: number, records: number): Promise<{ seconds: number, bytes: number }> {
+async function appendRun (policy: FlushPolicy, payloadBytes: number, records: number): Promise<{ seconds: number, bytes: number, loopCpuNs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-cl-'))
   try {
     const log = await CommitLog.open({
@@ -39,6 +52,7 @@ async function appendRun (policy: FlushPolicy, payloadBytes: number, records: nu
       if (err !== null) throw err
       if (++acked === records) done()
     }
+    const cpu0 = loopThreadCpuNs()
     const start = process.hrtime.bigint()
     let i = 0
     const burst = (): void => {
@@ -52,9 +66,10 @@ async function appendRun (policy: FlushPolicy, payloadBytes: number, records: nu
     burst()
     await finished
     const seconds = Number(process.hrtime.bigint() - start) / 1e9
+    const loopCpuNs = (loopThreadCpuNs() - cpu0) / records
     const bytes = log.endOffset
     await log.close()
-    return { seconds, bytes }
+    return { seconds, bytes, loopCpuNs }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -83,24 +98,33 @@ function rawRun (bytes: number): number {
 
 export async function run (): Promise<string> {
   const rows: string[] = []
-  rows.push('| payload | flush policy | appends/s (median) | MB/s | raw writeSync MB/s (median) | vs raw | runs |')
-  rows.push('| --- | --- | ---: | ---: | ---: | ---: | --- |')
+  const load = (): string => loadavg().map((x) => x.toFixed(1)).join(' / ')
+  const loadBefore = load()
+  rows.push('| payload | flush policy | appends/s (median) | MB/s | raw writeSync MB/s (median) | vs raw (median of per-run ratios) | event-loop CPU ns/append (median) | runs |')
+  rows.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |')
   for (const c of CASES) {
     for (const policy of POLICIES) {
+      if (ONLY !== null && !ONLY.has(`${c.payloadBytes}:${policy}`)) continue
       const rates: number[] = []
       const mbs: number[] = []
       const raws: number[] = []
+      const ratios: number[] = []
+      const cpus: number[] = []
       for (let r = 0; r < RUNS; r++) {
-        const { seconds, bytes } = await appendRun(policy, c.payloadBytes, c.records)
+        const { seconds, bytes, loopCpuNs } = await appendRun(policy, c.payloadBytes, c.records)
+        const raw = bytes / rawRun(bytes) / 1e6
         rates.push(c.records / seconds)
         mbs.push(bytes / seconds / 1e6)
-        raws.push(bytes / rawRun(bytes) / 1e6)
+        raws.push(raw)
+        // Each run is compared with the raw run right after it (same load), then the median.
+        ratios.push(bytes / seconds / 1e6 / raw)
+        cpus.push(loopCpuNs)
       }
-      const mb = median(mbs)
-      const raw = median(raws)
-      rows.push(`| ${c.payloadBytes} B | ${policy} | ${Math.round(median(rates)).toLocaleString('en-US')} | ${mb.toFixed(0)} | ${raw.toFixed(0)} | ${(100 * mb / raw).toFixed(0)}% | ${RUNS} x ${c.records.toLocaleString('en-US')} records, spread ${Math.round(Math.min(...rates)).toLocaleString('en-US')} to ${Math.round(Math.max(...rates)).toLocaleString('en-US')}/s |`)
+      rows.push(`| ${c.payloadBytes} B | ${policy} | ${Math.round(median(rates)).toLocaleString('en-US')} | ${median(mbs).toFixed(0)} | ${median(raws).toFixed(0)} | ${(100 * median(ratios)).toFixed(0)}% | ${median(cpus).toFixed(0)} | ${RUNS} x ${c.records.toLocaleString('en-US')} records, spread ${Math.round(Math.min(...rates)).toLocaleString('en-US')} to ${Math.round(Math.max(...rates)).toLocaleString('en-US')}/s |`)
     }
   }
+  rows.push('')
+  rows.push(`Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${load()}; ${availableParallelism()} CPUs.`)
   return rows.join('\n')
 }
 

@@ -128,6 +128,35 @@ test('reads see records still queued or in flight, across the synchronous backpr
   } finally { await tmp.remove() }
 })
 
+test('backpressure: with the pool stuck, appends continue by writing past the in-flight chunk; all of it lands', async () => {
+  const tmp = await tempDir('clw')
+  try {
+    const log = await CommitLog.open(options(tmp.path, { flushPolicy: 'none' }))
+    const unblock = blockPool(tmp.path)
+    const acked: number[] = []
+    try {
+      // 8 MiB in one burst while the pool cannot run the first write: the buffers run out and
+      // the rest is written synchronously behind the chunk in flight.
+      for (let i = 0; i < 200; i++) log.append(rec(i), (err) => { if (err === null) acked.push(i) })
+      await new Promise((resolve) => setImmediate(resolve))
+      // Nothing counts as written (nor is acknowledged) before the in-flight chunk is.
+      assert.equal(log.writtenOffset, 0)
+      assert.equal(acked.length, 0)
+    } finally { unblock() }
+    await waitFor('all callbacks', () => acked.length === 200)
+    assert.deepEqual(acked, Array.from({ length: 200 }, (_, k) => k))
+    assert.equal(log.writtenOffset, log.endOffset)
+    const end = log.endOffset
+    await log.close()
+    const again = await CommitLog.open(options(tmp.path))
+    assert.equal(again.endOffset, end)
+    const all = again.read(0, { maxRecords: 1000, maxBytes: 64 * 1024 * 1024 })
+    assert.equal(all.records.length, 200)
+    all.records.forEach((r, i) => { assert.deepEqual(r.payload, payload(i)) })
+    await again.close()
+  } finally { await tmp.remove() }
+})
+
 test('durable callbacks stay in order and after their fsync while segments roll under async writes', async () => {
   const tmp = await tempDir('clw')
   try {
