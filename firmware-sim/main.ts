@@ -31,7 +31,9 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     return 0
   }
   try {
-    return await run(loadConfig(simSchema, { argv, env }))
+    // An explicit --duration overrides a scenario's own duration (handy for short trial runs).
+    const durationGiven = argv.some((a) => a === '--duration' || a.startsWith('--duration='))
+    return await run(loadConfig(simSchema, { argv, env }), durationGiven)
   } catch (err) {
     if (isTributaryError(err)) {
       console.error(`tributary sim: ${err.message} [${err.code}]`)
@@ -41,18 +43,18 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   }
 }
 
-function statusPrinter (json: boolean): (s: SimStatus) => void {
+function statusPrinter (): (s: SimStatus) => void {
   // A single rewritten line on a terminal; plain lines otherwise (logs, CI). Always on stderr
   // so stdout holds only the report (one JSON object with --report json).
   const tty = process.stdout.isTTY === true && process.stderr.isTTY === true
   return (s) => {
     const line = `[${(s.elapsedMs / 1000).toFixed(1)}s] online ${s.online}/${s.devices}  published ${s.published}  acked ${s.acked}  received ${s.received}  reconnects ${s.reconnects}`
     if (tty) process.stderr.write(`\r\x1b[2K${line}`)
-    else if (!json) process.stderr.write(line + '\n')
+    else process.stderr.write(line + '\n')
   }
 }
 
-async function run (cfg: SimConfig): Promise<number> {
+async function run (cfg: SimConfig, durationGiven: boolean): Promise<number> {
   const log = createRootLogger({ level: cfg.logLevel, name: 'tributary-sim', destination: 2 })
   const json = cfg.report === 'json'
   const abort = new AbortController()
@@ -87,7 +89,7 @@ async function run (cfg: SimConfig): Promise<number> {
     const report = await runSim({
       broker: cfg.broker,
       groups: scenario?.groups ?? [{ spec: specFromFlags(cfg), count: cfg.devices.count }],
-      durationMs: scenario?.durationMs ?? cfg.durationMs,
+      durationMs: scenario === null || durationGiven ? cfg.durationMs : scenario.durationMs,
       idPrefix: cfg.devices.idPrefix,
       rampPerSec: cfg.devices.rampPerSec,
       seed: cfg.seed,
@@ -99,7 +101,7 @@ async function run (cfg: SimConfig): Promise<number> {
       drainTimeoutMs: cfg.check.drainTimeoutMs,
       statusIntervalMs: cfg.statusIntervalMs,
       scenarioName: scenario?.name,
-      onStatus: statusPrinter(json),
+      onStatus: statusPrinter(),
       signal: abort.signal
     }, log)
     if (process.stderr.isTTY === true && process.stdout.isTTY === true) process.stderr.write('\n')

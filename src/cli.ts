@@ -19,7 +19,8 @@ type Main = (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<number 
 const COMMANDS: Record<string, () => Promise<Main>> = {
   edge: async () => (await import('../edge/main.js')).main,
   sim: async () => (await import('../firmware-sim/main.js')).main,
-  cloud: async () => (await import('../cloud/main.js')).main
+  cloud: async () => (await import('../cloud/main.js')).main,
+  demo: async () => (await import('../demo/main.js')).main
 }
 
 async function run (): Promise<number> {

@@ -87,3 +87,20 @@ test('blackhole: the dead link is detected through keepalive and devices reconne
   assert.equal(report.fleet.online, 10, 'all devices back online')
   assert.equal(report.lost, 0, JSON.stringify(report.problems.slice(0, 3)))
 })
+
+test('latency and throttle faults delay messages but lose none', async () => {
+  const aedes = await startAedes()
+  cleanups.push(aedes.close)
+  const report = await runSim(options(aedes.url, {
+    groups: [{ spec: { ...spec, session: 'clean', ratePerSec: 10 }, count: 10 }],
+    durationMs: 2500,
+    faults: [parseFault('at=0s latency=200ms for=1s', 'fault[0]'), parseFault('at=1s throttle=1KiB for=1s', 'fault[1]')]
+  }), silentLogger())
+  assert.equal(report.faults.length, 2)
+  assert.ok(report.sent > 0)
+  assert.equal(report.lost, 0)
+  assert.equal(report.fleet.reconnects, 0)
+  // Every chunk was held at least 200 ms by the proxy during the first second, so the slowest
+  // message took at least that long (a lower bound, not a timing expectation).
+  assert.ok(report.latencyMs.max >= 200, `max latency ${report.latencyMs.max} ms`)
+})

@@ -86,8 +86,10 @@ test('unreachable broker: exit 1 with a clear message', async () => {
 
 test('a run against mosquitto prints one JSON report and exits 0 with --expect-no-loss', async (t) => {
   if (mosq === undefined) { t.skip('mosquitto not installed'); return }
-  const r = await sim(['--broker', mosq.url, '--devices', '20', '--rate', '10', '--duration', '1s', '--qos', '1', '--report', 'json', '--expect-no-loss'])
+  const r = await sim(['--broker', mosq.url, '--devices', '20', '--rate', '10', '--duration', '1s', '--qos', '1', '--report', 'json', '--expect-no-loss', '--status-interval', '200ms'])
   assert.equal(r.code, 0, r.stderr)
+  // Not a terminal: progress as plain lines on stderr; stdout holds only the report.
+  assert.match(r.stderr, /^\[\d+\.\ds\] online \d+\/20 {2}published \d+/m)
   const report = JSON.parse(r.stdout)
   assert.equal(report.devices, 20)
   assert.ok(report.sent > 0)

@@ -91,3 +91,15 @@ test('idle mode holds N connections', async (t) => {
   assert.equal(r.connected, 300)
   assert.equal(r.failed, 0)
 })
+
+test('checker with a topic prefix, as at the cloud end of a bridge', async (t) => {
+  if (mosq === undefined) { t.skip('mosquitto not installed'); return }
+  const report = await runSim(options(mosq.url, {
+    groups: [{ spec: { ...spec, topicTemplate: 'up/edge-7/devices/{id}/telemetry' }, count: 5 }],
+    checkPrefix: 'up/edge-7/',
+    checkFilter: 'devices/+/telemetry'
+  }), silentLogger())
+  assert.ok(report.sent > 0)
+  assert.equal(report.lost, 0)
+  assert.match(report.checkUrl, /up\/edge-7\/devices\/\+\/telemetry/)
+})
