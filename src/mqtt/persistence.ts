@@ -20,7 +20,7 @@ import { decodePacket, encodePacket, type PlainPacket } from './persistence/code
 import { cursorKey, decodeOffset, encodeOffset, incomingKey, outgoingKey, PREFIX, retainedKey, splitKey, subKey, willKey } from './persistence/keys.js'
 import { readerName, type SessionLog } from './persistence/log-port.js'
 import { replaySession, type ReplayContext } from './persistence/replay.js'
-import { NO_ID, QueuedPacket, Session, type CopyEntry, type SubRecord } from './persistence/session.js'
+import { QueuedPacket, Session, type CopyEntry, type SubRecord } from './persistence/session.js'
 import { topicMatches } from './persistence/topic-match.js'
 import { OrderedMetaWriter } from './persistence/write-queue.js'
 
@@ -554,5 +554,3 @@ function encodeSub (r: SubRecord): Buffer {
   if (r.subscriptionIdentifier !== undefined) v.sid = r.subscriptionIdentifier
   return Buffer.from(JSON.stringify(v), 'utf8')
 }
-
-export { NO_ID }
