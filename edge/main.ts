@@ -3,8 +3,10 @@
 //   load       config (defaults < YAML < env < flags), logger
 //   recover    open the commitlog at <dataDir>/log (recovery after a dirty shutdown) and the
 //              metadata store at <dataDir>/meta; the persistence loads sessions from them
-//   running    broker and listeners up; one {"msg":"listening",...} line with the bound ports
-//   shutting down (SIGTERM/SIGINT): stop accepting, close clients, flush cursors, flush and close
+//   running    broker and listeners up, then the bridge to the cloud (when --cloud-url is given);
+//              one {"msg":"listening",...} line with the bound ports
+//   shutting down (SIGTERM/SIGINT): stop accepting, stop the bridge (its checkpoint is saved),
+//              close clients, flush cursors, flush and close
 //              the log, close the metadata store; exit 0. A second signal exits at once (1).
 import { join } from 'node:path'
 import { describeFlags, loadConfig } from '../src/config/index.js'
@@ -19,7 +21,7 @@ import { createBroker } from '../src/mqtt/broker.js'
 import { startListeners } from './listeners.js'
 import { startHealthServer, type HealthServer } from './http.js'
 import { createEdgeMetrics } from './metrics.js'
-import { startBridge, type RunningBridge } from './bridge/index.js'
+import { startBridge, validateBridgeSettings, type RunningBridge } from './bridge/index.js'
 
 export const EDGE_USAGE = `usage: tributary edge [--config FILE] [flags]
 
@@ -31,6 +33,7 @@ ${describeFlags(edgeSchema)}`
 
 // Cross-field checks the per-field schema cannot express.
 function checkConfig (config: EdgeConfig): void {
+  validateBridgeSettings(config.bridge)
   if (config.mqtt.tlsPort >= 0) {
     if (config.mqtt.tlsCertFile === undefined) throw tributaryError('TRIB_ERR_CONFIG_INVALID', 'config field "mqtt.tlsCertFile": required when mqtt.tlsPort is set', { field: 'mqtt.tlsCertFile' })
     if (config.mqtt.tlsKeyFile === undefined) throw tributaryError('TRIB_ERR_CONFIG_INVALID', 'config field "mqtt.tlsKeyFile": required when mqtt.tlsPort is set', { field: 'mqtt.tlsKeyFile' })

@@ -7,7 +7,9 @@
 // aedes' callback runs from the log's durable callback. Consequences:
 //   QoS 1: PUBACK only after the record is durable under the flush policy.
 //   QoS 2: PUBREC (written after incomingStorePacket) also only after the durable append. A DUP
-//          retransmission of a QoS 2 message still awaiting PUBREL is not appended twice.
+//          retransmission of a QoS 2 message already stored and awaiting PUBREL is not appended
+//          twice; one that arrives while the original still waits for its flush (not yet stored)
+//          is appended again (at-least-once into the log, exactly-once to subscribers by aedes).
 //   QoS 0: appended too (every accepted message is in the log), but nothing waits for the flush:
 //          there is no ack to delay, and a QoS 0 sender accepted loss.
 //   Wills are appended when they are published (aedes runs them through authorizePublish).

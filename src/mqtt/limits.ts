@@ -16,6 +16,7 @@ interface MqttParserInternals {
   _parseLength: () => boolean
   _emitError: (err: Error) => void
   _tribMaxPacketBytes?: number
+  _list: { length: number }
 }
 
 // Bytes of the fixed header: 1 type/flags byte + 1..4 remaining-length bytes.
@@ -24,12 +25,14 @@ function fixedHeaderBytes (remaining: number): number {
 }
 
 let parserPatched = false
+let PlainBufferList: (new () => unknown) | undefined
 
 function patchParserPrototype (): void {
   if (parserPatched) return
-  // aedes imports mqtt-packet's parser; resolve the same module file it does.
+  // aedes imports mqtt-packet's parser; resolve the same module files it does.
   const require = createRequire(import.meta.url)
   const Parser = require('mqtt-packet/parser.js') as { prototype: MqttParserInternals }
+  PlainBufferList = (createRequire(require.resolve('mqtt-packet'))('bl') as { BufferList: new () => unknown }).BufferList
   const original = Parser.prototype._parseLength
   Parser.prototype._parseLength = function parseLengthWithLimit (this: MqttParserInternals): boolean {
     const complete = original.call(this)
@@ -54,10 +57,16 @@ function patchParserPrototype (): void {
 }
 
 // Sets the packet size limit on one aedes client's parser (aedes names it `_parser`).
+// Also swaps the parser's byte list for a plain BufferList: mqtt-packet creates a BufferListStream,
+// a full Duplex stream (two stream states, listeners, closures: about 1 KiB of heap per idle
+// connection) of which the parser uses only the list methods (append, consume, length, readUInt*,
+// slice, toString), which BufferList has. Memory per idle connection is a target (<= 12 KiB).
 export function limitPacketSize (client: { _parser?: unknown }, maxPacketBytes: number): void {
   patchParserPrototype()
   const parser = client._parser as MqttParserInternals | undefined
-  if (parser !== undefined) parser._tribMaxPacketBytes = maxPacketBytes
+  if (parser === undefined) return
+  parser._tribMaxPacketBytes = maxPacketBytes
+  if (parser._list.length === 0 && PlainBufferList !== undefined) parser._list = new PlainBufferList() as { length: number }
 }
 
 // ---- Topics --------------------------------------------------------------------------------
@@ -89,7 +98,7 @@ export function checkTopic (topic: string, maxTopicLength: number, maxTopicLevel
 // memory (a Pi holds about 10k idle connections); beyond it new connections are closed at once.
 
 export interface Closable {
-  once (event: 'close', listener: () => void): unknown
+  on (event: 'close', listener: () => void): unknown
   destroy (): void
 }
 
@@ -113,7 +122,9 @@ export class ConnectionGate {
       return false
     }
     this.active++
-    conn.once('close', this.release)
+    // `on`, not `once`: 'close' fires once per stream anyway, and `once` would allocate a wrapper
+    // per connection.
+    conn.on('close', this.release)
     return true
   }
 }

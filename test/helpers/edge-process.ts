@@ -12,6 +12,8 @@ export interface EdgeProcess {
   mqttPort: number
   wsPort: number
   httpPort: number
+  // -1 unless started with --tls-port
+  tlsPort: number
   // mqtt://127.0.0.1:<mqttPort> and ws://127.0.0.1:<wsPort>
   url: string
   wsUrl: string
@@ -52,7 +54,7 @@ export async function startEdge (opts: StartEdgeOptions): Promise<EdgeProcess> {
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => { live.delete(child); resolve({ code, signal }) })
   })
-  const ports = await new Promise<{ mqttPort: number, wsPort: number, httpPort: number }>((resolve, reject) => {
+  const ports = await new Promise<{ mqttPort: number, wsPort: number, httpPort: number, tlsPort: number }>((resolve, reject) => {
     let pending = ''
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`edge did not start within ${opts.timeoutMs ?? 15_000} ms:\n${out}`)) }, opts.timeoutMs ?? 15_000)
     child.stdout!.setEncoding('utf8')
@@ -66,8 +68,8 @@ export async function startEdge (opts: StartEdgeOptions): Promise<EdgeProcess> {
         const line = pending.slice(0, nl)
         pending = pending.slice(nl + 1)
         if (!line.includes('"listening"')) continue
-        const entry = JSON.parse(line) as { msg: string, mqttPort: number, wsPort: number, httpPort: number }
-        if (entry.msg === 'listening') { clearTimeout(timer); resolve(entry) }
+        const entry = JSON.parse(line) as { msg: string, mqttPort: number, wsPort: number, httpPort: number, tlsPort: number }
+        if (entry.msg === 'listening') { clearTimeout(timer); resolve({ mqttPort: entry.mqttPort, wsPort: entry.wsPort, httpPort: entry.httpPort, tlsPort: entry.tlsPort }) }
       }
     })
     void exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`edge exited (code ${code}, signal ${signal}) before listening:\n${out}`)) })

@@ -206,3 +206,23 @@ test('connections beyond maxConnections are refused', async () => {
   assert.equal(broker.gate.refused, refusedBefore + 1)
   await held[0].publishAsync('still/serving', 'ok', { qos: 1 })
 })
+
+test('DurableQueue keeps FIFO order across growth and wrap-around', async () => {
+  const { DurableQueue } = await import('../../src/mqtt/durable-queue.js')
+  const q = new DurableQueue(16)
+  const fired: number[] = []
+  let next = 0
+  let expected = 0
+  // Interleave pushes and shifts so the ring wraps, then grows while wrapped.
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < round; i++) { const n = next++; q.push(() => { fired.push(n) }, n) }
+    for (let i = 0; i < Math.floor(round / 2); i++) {
+      const cb = q.shift()
+      assert.equal(q.startedAtOfShifted, expected++)
+      cb?.(null)
+    }
+  }
+  while (q.length > 0) { q.shift()?.(null); expected++ }
+  assert.deepEqual(fired, Array.from({ length: next }, (_, i) => i))
+  assert.throws(() => q.shift())
+})

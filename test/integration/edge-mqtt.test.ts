@@ -3,8 +3,9 @@
 // messages and persistent sessions across a restart, wills, HTTP health and metrics, bad config.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt'
 import { startEdge, runEdgeCli, type EdgeProcess } from '../helpers/edge-process.js'
 import { tempDir, waitFor } from '../helpers/net.js'
@@ -156,6 +157,36 @@ test('retained messages and a persistent session survive a broker restart', asyn
   await waitFor('the retained message', () => retained.length >= 1)
   await new Promise((resolve) => setTimeout(resolve, 100))
   assert.deepEqual(retained, ['ret/keep=kept'])
+})
+
+test('MQTT over TLS when a certificate and key are configured', async () => {
+  const tlsDir = await tempDir('edge-tls')
+  let tlsEdge: EdgeProcess | undefined
+  try {
+    const cert = join(tlsDir.path, 'cert.pem')
+    const key = join(tlsDir.path, 'key.pem')
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+    tlsEdge = await startEdge({ dataDir: join(tlsDir.path, 'data'), args: ['--tls-port', '0', '--tls-cert', cert, '--tls-key', key] })
+    assert.ok(tlsEdge.tlsPort > 0)
+    const c = await connect({ rejectUnauthorized: false }, `mqtts://127.0.0.1:${tlsEdge.tlsPort}`)
+    const got = collect(c, 'tls/t')
+    await c.subscribeAsync('tls/t', { qos: 1 })
+    await c.publishAsync('tls/t', 'secret', { qos: 1 })
+    await waitFor('the message over TLS', () => got.length === 1)
+    assert.equal(got[0].payload, 'secret')
+    c.end(true)
+  } finally {
+    await tlsEdge?.stop()
+    await tlsDir.remove()
+  }
+})
+
+test('a second edge on the same data directory is refused (exit 1, TRIB_ERR_LOG_LOCKED); the first keeps serving', async () => {
+  const r = await runEdgeCli(['--data-dir', dir.path, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', '-1', '--http-port', '-1'])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /TRIB_ERR_LOG_LOCKED/)
+  const c = await connect()
+  await c.publishAsync('still/alive', 'yes', { qos: 1 })
 })
 
 test('--help lists the flags and exits 0', async () => {
