@@ -124,7 +124,7 @@ export class BridgeSession {
       this.deps.sessions.delete(this.edgeId)
       this.deps.stats.edgesConnected--
       if (this.lease !== undefined) this.deps.store.releaseLease(this.lease).catch(() => {})
-      this.log.info({ edgeId: this.edgeId }, 'edge disconnected')
+      this.log.info('edge disconnected')
     }
   }
 

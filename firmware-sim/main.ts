@@ -14,7 +14,7 @@ import { loadScenario, specFromFlags } from './scenario.js'
 
 const USAGE = `usage: tributary sim [--broker URL] [--devices N --rate R --duration D --qos 0|1] [--scenario FILE]
                      [--fault 'at=10s cut=5s'] [--report json] [--expect-no-loss]
-       tributary sim --max-rate | --load-rate N [--connections N --subscribers N --qos 0|1 --window W]
+       tributary sim --max-rate | --load-rate N [--connections N --subscribers N --qos 0|1 --window W --warmup D]
        tributary sim --idle-connections N [--duration D]
 
 Device mode simulates a fleet and checks every message at a subscriber (received, lost,
@@ -77,6 +77,7 @@ async function run (cfg: SimConfig, durationGiven: boolean): Promise<number> {
         window: cfg.load.window,
         payloadBytes: cfg.devices.payloadBytes,
         durationMs: cfg.durationMs,
+        warmupMs: cfg.load.warmupMs,
         drainTimeoutMs: cfg.check.drainTimeoutMs,
         idPrefix: cfg.devices.idPrefix,
         signal: abort.signal

@@ -3,9 +3,11 @@
 //
 // Record mapping into the commitlog (see cloud/README.md):
 //   topic    = `${edgeId}/${edgeTopic}`      (edge ids have no '/': EDGE_ID_PATTERN)
-//   clientId = `${edgeOffset}:${edgeNextOffset}:${originalTimestampMs}`
-// The log's own timestamp is the arrival order clamp (it never goes backwards); the original
-// timestamp travels in clientId so it is returned unchanged.
+//   clientId = edgeId                        (one cached string per edge in the log)
+//   payload  = header (24 B: edgeOffset u64 | edgeNextOffset u64 | originalTimestampMs f64) + payload
+// The log's own timestamp is clamped to never go backwards; the original timestamp travels in
+// the header so it is returned unchanged. The header of a whole batch is built in one buffer
+// (one allocation per batch, the log copies each record into its write buffer anyway).
 //
 // Crash safety: an append is acked (committedOffset) only after the log reports it durable. The
 // per-edge committed offsets in the MetaStore may lag the log; `meta: cloud/scanned` says up to
@@ -51,6 +53,18 @@ const DEFAULT_MAX_RECORDS = 1000
 // request cannot monopolise the event loop; the caller continues from nextSeq.
 const TOPIC_SCAN_RECORDS = 20_000
 const SEQ_DIGITS = 16
+
+// Per-record header in the payload (see the top of this file).
+const HEADER_BYTES = 24
+const TWO_32 = 0x1_0000_0000
+function writeU64 (buf: Buffer, n: number, at: number): void {
+  const hi = Math.floor(n / TWO_32)
+  buf.writeUInt32BE(hi, at)
+  buf.writeUInt32BE(n - hi * TWO_32, at + 4)
+}
+function readU64 (buf: Buffer, at: number): number {
+  return buf.readUInt32BE(at) * TWO_32 + buf.readUInt32BE(at + 4)
+}
 
 function pad (n: number): string { return String(n).padStart(SEQ_DIGITS, '0') }
 
@@ -145,16 +159,26 @@ export class EmbeddedCloudStore implements CloudStore {
     let startLogOffset = -1
     const records = batch.records
     const prefix = edgeId + '/'
+    let size = 0
+    for (let i = 0; i < records.length; i++) if (records[i].offset >= upTo) size += HEADER_BYTES + records[i].payload.length
+    const block = Buffer.allocUnsafe(size)
+    let at = 0
     try {
       for (let i = 0; i < records.length; i++) {
         const r = records[i]
         if (r.offset < upTo) continue // already stored: the replayed part of a batch
+        const start = at
+        writeU64(block, r.offset, at)
+        writeU64(block, r.nextOffset, at + 8)
+        block.writeDoubleBE(r.timestampMs, at + 16)
+        r.payload.copy(block, at + HEADER_BYTES)
+        at += HEADER_BYTES + r.payload.length
         const res = this.log.append({
           topic: prefix + r.topic,
-          payload: r.payload,
+          payload: block.subarray(start, at),
           qos: r.qos,
           retain: r.retain,
-          clientId: `${r.offset}:${r.nextOffset}:${r.timestampMs}`,
+          clientId: edgeId,
           timestampMs: r.timestampMs
         }, this.onDurable)
         if (startLogOffset === -1) { startLogOffset = res.offset; this.inflightStarts.push(startLogOffset) }
@@ -184,21 +208,21 @@ export class EmbeddedCloudStore implements CloudStore {
   }
 
   private parse (r: LogRecord): ParsedRecord | undefined {
-    const slash = r.topic.indexOf('/')
-    const c1 = r.clientId.indexOf(':')
-    const c2 = r.clientId.indexOf(':', c1 + 1)
-    if (slash <= 0 || c1 <= 0 || c2 <= c1) return undefined
+    const slash = r.topic.length > r.clientId.length ? r.clientId.length : -1
+    const p = r.payload
+    // Not one of ours (cannot happen unless someone else wrote into this log): skipped.
+    if (slash <= 0 || r.topic.charCodeAt(slash) !== 47 || p.length < HEADER_BYTES) return undefined
     return {
       seq: r.offset,
       nextSeq: r.nextOffset,
-      edgeId: r.topic.slice(0, slash),
-      edgeOffset: Number(r.clientId.slice(0, c1)),
-      edgeNextOffset: Number(r.clientId.slice(c1 + 1, c2)),
-      timestampMs: Number(r.clientId.slice(c2 + 1)),
+      edgeId: r.clientId,
+      edgeOffset: readU64(p, 0),
+      edgeNextOffset: readU64(p, 8),
+      timestampMs: p.readDoubleBE(16),
       topic: r.topic.slice(slash + 1),
       qos: r.qos as QoSLevel,
       retain: r.retain,
-      payload: r.payload
+      payload: p.subarray(HEADER_BYTES)
     }
   }
 

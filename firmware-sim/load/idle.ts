@@ -28,7 +28,7 @@ export async function runIdle (opts: IdleOptions, log: Logger): Promise<IdleRepo
       while (opened < due && pending < MAX_PENDING) {
         const i = opened++
         pending++
-        const s = connect({ host: target.host, port: target.port })
+        const s = connect({ host: target.host, port: target.port, noDelay: true })
         let settled = false
         const settle = (ok: boolean): void => { if (settled) return; settled = true; pending--; if (ok) connected++; else failed++ }
         s.once('connect', () => { s.write(encodeConnect({ clientId: `${opts.idPrefix}-idle-${runId}-${i}`, clean: true, keepaliveSec: 0 })) })

@@ -17,6 +17,9 @@ export class LoadSubscriber extends RawConnection {
   firstAt = 0
   lastAt = 0
   private readonly expected: Uint32Array
+  // Latency is recorded only for messages sent at or after this time (nowMs clock): the warm-up
+  // before it is not measured.
+  measureFrom = 0
   private acks = Buffer.allocUnsafe(ACK_BATCH * 4)
   private ackCount = 0
 
@@ -43,7 +46,9 @@ export class LoadSubscriber extends RawConnection {
     const want = this.expected[pub]
     if (seq === want) this.expected[pub] = seq + 1
     else if (seq > want) { this.gaps += seq - want; this.expected[pub] = seq + 1 } else this.outOfOrder++
-    const latency = (now - buf.readDoubleBE(at + OFFSET_SENT_AT)) * 1000
+    const sentAt = buf.readDoubleBE(at + OFFSET_SENT_AT)
+    if (sentAt < this.measureFrom) return
+    const latency = (now - sentAt) * 1000
     this.latencyUs.recordValue(latency > 0 ? Math.round(latency) : 0)
   }
 

@@ -49,6 +49,9 @@ export const simSchema = {
     // 64 unacked QoS 1 messages per connection keeps a loopback broker busy without
     // measuring only queueing.
     window: { kind: 'int', min: 1, max: 65_535, default: 64, flag: 'window', doc: 'Load mode, QoS 1: in-flight window per connection' },
+    // Excluded from every rate and latency figure: JIT compilation, first allocations and the
+    // connections' first round trips (in the broker and in this generator) otherwise land in p99.
+    warmupMs: { kind: 'duration', min: 0, max: 600_000, default: 0, flag: 'warmup', doc: 'Load mode: run this long at the asked rate before measuring (not counted in rates or latency)' },
     idleConnections: { kind: 'int', min: 0, max: 1_000_000, default: 0, flag: 'idle-connections', doc: 'Idle mode: open this many connections and hold them for --duration' }
   }
 } as const satisfies Schema

@@ -24,7 +24,8 @@ import type { AppendInput, AppendResult, DurableCallback, QoS } from '../commitl
 import { isTributaryError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { DurableQueue, type AckCallback } from './durable-queue.js'
-import { checkTopic, ConnectionGate, limitPacketSize } from './limits.js'
+import { checkTopic, ConnectionGate, limitPacketSize, patchParserPrototype } from './limits.js'
+import { installCorkedWrites, markBatched } from './corked-writes.js'
 
 // What the broker needs of the commitlog (src/commitlog's CommitLog satisfies it).
 export interface DurableAppender {
@@ -186,6 +187,8 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
     authorizeSubscribe
   }
   const aedes = await Aedes.createBroker(options)
+  patchParserPrototype()
+  installCorkedWrites()
 
   function logClientError (client: Client | null, err: Error & { code?: string }): void {
     stats.clientErrors++
@@ -208,6 +211,8 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
       }
       return
     }
+    // Acks and deliveries to this connection leave in one write per loop turn (corked-writes.ts).
+    markBatched(conn)
     const client = aedes.handle(conn, req) as unknown as AedesClientInternals
     limitPacketSize(client, config.maxPacketBytes)
   }

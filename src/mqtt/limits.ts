@@ -13,6 +13,9 @@ import { tributaryError, type TributaryError } from '../errors/index.js'
 
 interface MqttParserInternals {
   packet: { cmd: string, length: number }
+  error: Error | null
+  _stateCounter: number
+  _resetState: () => void
   _parseLength: () => boolean
   _emitError: (err: Error) => void
   _tribMaxPacketBytes?: number
@@ -27,12 +30,25 @@ function fixedHeaderBytes (remaining: number): number {
 let parserPatched = false
 let PlainBufferList: (new () => unknown) | undefined
 
-function patchParserPrototype (): void {
+// Installed once per process (createBroker calls it before the first connection; limitPacketSize
+// makes sure of it too).
+export function patchParserPrototype (): void {
   if (parserPatched) return
   // aedes imports mqtt-packet's parser; resolve the same module files it does.
   const require = createRequire(import.meta.url)
   const Parser = require('mqtt-packet/parser.js') as { prototype: MqttParserInternals }
-  PlainBufferList = (createRequire(require.resolve('mqtt-packet'))('bl') as { BufferList: new () => unknown }).BufferList
+  const List = (createRequire(require.resolve('mqtt-packet'))('bl') as { BufferList: new () => unknown }).BufferList
+  PlainBufferList = List
+  const Packet = require('mqtt-packet/packet.js') as new () => { cmd: string, length: number }
+  // The parser's initial state (and its state after an error) with a plain BufferList instead of
+  // a BufferListStream (see limitPacketSize): the stream was built for every connection and
+  // thrown away at once, ~1 KiB of garbage per connection during connection storms.
+  Parser.prototype._resetState = function resetStateWithPlainList (this: MqttParserInternals): void {
+    this.packet = new Packet()
+    this.error = null
+    this._list = new List() as { length: number }
+    this._stateCounter = 0
+  }
   const original = Parser.prototype._parseLength
   Parser.prototype._parseLength = function parseLengthWithLimit (this: MqttParserInternals): boolean {
     const complete = original.call(this)

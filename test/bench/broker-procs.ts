@@ -1,10 +1,26 @@
 // Brokers and the load generator as pinned processes for the broker benchmarks: broker on
 // core 0, generator on core 1 (`taskset`), so neither steals the other's CPU.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { mosquittoPath, startMosquitto } from '../helpers/mosquitto.js'
 import { tempDir } from '../helpers/net.js'
+
+// The bench runs its own copy of dist/cli.js: other people rebuild dist/ (tsup cleans it first)
+// while a 10-minute bench runs, and a sim or broker started in that moment would not find it.
+// The copy lives in the repository's .tmp/ (git-ignored) so that node_modules still resolve.
+let cliCopy: string | undefined
+export function benchCli (): string {
+  if (cliCopy === undefined) {
+    const dir = join(root, '.tmp')
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, `bench-cli-${process.pid}.js`)
+    copyFileSync(join(root, 'dist/cli.js'), path)
+    process.once('exit', () => { try { unlinkSync(path) } catch {} })
+    cliCopy = path
+  }
+  return cliCopy
+}
 
 export type BrokerName = 'edge' | 'aedes' | 'mosquitto'
 export interface BrokerProc { name: BrokerName, url: string, pid: number, stop: () => Promise<void> }
@@ -47,17 +63,26 @@ async function startNodeBroker (name: BrokerName, args: string[], cleanup?: () =
   return { name, url: `mqtt://127.0.0.1:${port}`, pid: child.pid!, stop: async () => { await stopChild(child); await cleanup?.() } }
 }
 
+// Mosquitto measured tuned, as the reference numbers were (DESIGN.md §5), not as shipped:
+// - set_tcp_nodelay: its default (false) leaves Nagle on, so a small PUBACK or PUBLISH can wait
+//   for the peer's delayed ACK (up to 40 ms on Linux): a latency figure of the kernel, not of
+//   the broker.
+// - max_queued_messages 0 (no limit) and max_inflight_messages 0 (no limit): its defaults (1,000
+//   queued, 20 in flight per client) make it acknowledge QoS 1 messages and then drop them for a
+//   subscriber that is behind; the Node brokers queue without limit, so this compares like with
+//   like. Drops are still counted ("acked but not delivered").
+export const MOSQUITTO_TUNING = ['set_tcp_nodelay true', 'max_queued_messages 0', 'max_inflight_messages 0']
+
 export async function startBroker (name: BrokerName, extraConfig: string[] = []): Promise<BrokerProc> {
   if (name === 'mosquitto') {
     const bin = mosquittoPath()
     if (bin === undefined) throw new Error('mosquitto not installed')
-    // Debian's defaults, as shipped (Nagle on, like Node's sockets; queue of 1000 per client).
-    const m = await startMosquitto(bin, { prefix: BROKER_CORE, extraConfig })
+    const m = await startMosquitto(bin, { prefix: BROKER_CORE, extraConfig: [...MOSQUITTO_TUNING, ...extraConfig] })
     return { name, url: m.url, pid: m.pid, stop: m.stop }
   }
   if (name === 'aedes') return await startNodeBroker(name, [join(root, 'test/bench/aedes-stock.mjs')])
   const dir = await tempDir('bench-edge')
-  return await startNodeBroker(name, [join(root, 'dist/cli.js'), 'edge', '--mqtt-port', '0', '--mqtt-host', '127.0.0.1', '--ws-port', '-1', '--http-port', '-1',
+  return await startNodeBroker(name, [benchCli(), 'edge', '--mqtt-port', '0', '--mqtt-host', '127.0.0.1', '--ws-port', '-1', '--http-port', '-1',
     '--data-dir', join(dir.path, 'data'), '--flush-policy', 'interval', '--max-connections', '20000', '--log-level', 'info'], dir.remove)
 }
 
@@ -68,10 +93,22 @@ export function rssBytes (pid: number): number {
   } catch { return 0 }
 }
 
+// CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat; 0 if gone.
+export function cpuSeconds (pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime and stime are fields 14 and 15 of stat(5); fields[] starts at field 3.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC
+  } catch { return 0 }
+}
+// sysconf(_SC_CLK_TCK) is 100 on Linux for every architecture Node runs on.
+const CLOCK_TICKS_PER_SEC = 100
+
 // Runs `tributary sim ... --report json` pinned to the generator core; returns the report.
 // While it runs, `onTick` is called every 200 ms (used to sample the broker's memory).
 export async function simReport<T> (args: string[], onTick?: () => void): Promise<T> {
-  const child = spawn(GENERATOR_CORE[0], [...GENERATOR_CORE.slice(1), process.execPath, join(root, 'dist/cli.js'), 'sim', ...args, '--report', 'json', '--log-level', 'warn'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(GENERATOR_CORE[0], [...GENERATOR_CORE.slice(1), process.execPath, benchCli(), 'sim', ...args, '--report', 'json', '--log-level', 'warn'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''; let err = ''
   child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr!.on('data', (d: Buffer) => { err += d.toString() })

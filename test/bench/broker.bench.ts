@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url'
 import type { LoadReport } from '../../firmware-sim/load/run.js'
 import type { IdleReport } from '../../firmware-sim/load/idle.js'
 import type { SimReport } from '../../firmware-sim/report.js'
-import { rssBytes, simReport, startBroker, type BrokerName, type BrokerProc } from './broker-procs.js'
+import { MOSQUITTO_TUNING, cpuSeconds, rssBytes, simReport, startBroker, type BrokerName, type BrokerProc } from './broker-procs.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const BROKERS: BrokerName[] = ['edge', 'aedes', 'mosquitto']
@@ -20,7 +20,14 @@ function median (xs: number[]): number {
 type Measures = Record<string, number[]>
 interface BrokerResult { measures: Measures, error?: string, notes?: string[] }
 
-const LOAD = ['--payload-bytes', '64', '--drain-timeout', '20s']
+// Every load measure first runs 1 s at the same load unmeasured (--warmup): JIT compilation and
+// first allocations in the Node brokers and in the generator otherwise land in the figures (a
+// single 100 ms compile pause at the start is 2% of a 5 s latency run, i.e. all of its p99).
+const LOAD = ['--payload-bytes', '64', '--drain-timeout', '20s', '--warmup', '1s']
+// Idle connections opened and closed before the memory baseline is taken, so that one-time
+// costs of the first connections (mqtt-packet's lazily built number cache, ~6 MB in a Node
+// broker; compiled code) do not count as memory per connection.
+const IDLE_WARMUP_CONNECTIONS = 100
 
 // Each measurement gets a fresh broker, so a backlog left by one (QoS 0 overload queues in
 // the broker) cannot slow the next. A failed measurement is noted and the bench goes on.
@@ -39,17 +46,22 @@ async function measureBroker (name: BrokerName, log: (s: string) => void): Promi
   for (let run = 0; run < RUNS; run++) {
     log(`${name}: run ${run + 1}/${RUNS}`)
     const ok = await withBroker('QoS 0 fan-in', async (b) => {
+      const c0 = busy(b)
       const q0 = await simReport<LoadReport>(['--broker', b.url, '--max-rate', '--qos', '0', '--connections', '4', '--subscribers', '1', '--duration', '3s', ...LOAD])
-      add('q0pub', q0.publishedPerSec); add('q0del', q0.deliveriesPerSec); add('q0cpu', q0.generatorCpuCores)
+      add('q0pub', q0.publishedPerSec); add('q0del', q0.deliveriesPerSec); add('q0cpu', q0.generatorCpuCores); add('q0bcpu', c0())
     })
     if (!ok) return { measures: m, error: notes.join('; ') }
     await withBroker('QoS 1 fan-in', async (b) => {
+      const c1 = busy(b)
       const q1 = await simReport<LoadReport>(['--broker', b.url, '--max-rate', '--qos', '1', '--window', '64', '--connections', '4', '--subscribers', '1', '--duration', '3s', ...LOAD])
-      add('q1ack', Math.round(q1.acked / q1.sendSeconds)); add('q1del', q1.deliveriesPerSec); add('q1lost', q1.undelivered)
+      add('q1cpu', q1.generatorCpuCores); add('q1bcpu', c1())
+      add('q1ack', q1.ackedPerSec); add('q1del', q1.deliveriesPerSec); add('q1lost', q1.undelivered)
     })
     await withBroker('latency', async (b) => {
       const lat = await simReport<LoadReport>(['--broker', b.url, '--load-rate', '5000', '--qos', '1', '--window', '64', '--connections', '4', '--subscribers', '1', '--duration', '5s', ...LOAD])
       add('p50', lat.latencyMs.p50); add('p99', lat.latencyMs.p99); add('p999', lat.latencyMs.p999)
+      // Pacing ticks that found the window full: the broker, not the generator, held the rate.
+      add('windowFull', lat.windowFullTicks)
     })
     // Fan-out: 2,000 msgs/s x 100 subscribers = 200,000 deliveries/s asked, above what these
     // brokers deliver, so deliveries/s measures the broker.
@@ -59,15 +71,29 @@ async function measureBroker (name: BrokerName, log: (s: string) => void): Promi
     })
     // Idle connections: RSS sampled while the connections are held.
     await withBroker('idle connections', async (b) => {
-      await new Promise((resolve) => setTimeout(resolve, 500))
-      const before = rssBytes(b.pid)
-      let peak = before
-      const idle = await simReport<IdleReport>(['--broker', b.url, '--idle-connections', String(IDLE_CONNECTIONS), '--ramp', '5000', '--duration', '3s'], () => { peak = Math.max(peak, rssBytes(b.pid)) })
-      add('idleKiB', (peak - before) / Math.max(1, idle.connected) / 1024)
-      add('rampPerSec', idle.connectsPerSec)
+      await simReport<IdleReport>(['--broker', b.url, '--idle-connections', String(IDLE_WARMUP_CONNECTIONS), '--ramp', '5000', '--duration', '0.5s'])
+      // Twice on the same broker: first ramp ("cold": what a fresh process grows by, including
+      // its heap's young generation growing to size under the connection storm, a fixed cost of
+      // a Node process), then, once those connections are closed, a second ramp ("warm": the
+      // growth of a broker that has served connections before, i.e. per-connection memory).
+      for (const key of ['idleKiB', 'idleWarmKiB']) {
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        const before = rssBytes(b.pid)
+        let peak = before
+        const idle = await simReport<IdleReport>(['--broker', b.url, '--idle-connections', String(IDLE_CONNECTIONS), '--ramp', '5000', '--duration', '3s'], () => { peak = Math.max(peak, rssBytes(b.pid)) })
+        add(key, (peak - before) / Math.max(1, idle.connected) / 1024)
+        if (key === 'idleKiB') add('rampPerSec', idle.connectsPerSec)
+      }
     })
   }
   return { measures: m, error: undefined, notes }
+}
+
+// Cores the broker process used from now until the returned function is called (a whole sim
+// run: warm-up, measured window and drain), so a reader can tell which side was the limit.
+function busy (b: BrokerProc): () => number {
+  const cpu0 = cpuSeconds(b.pid); const t0 = performance.now()
+  return () => (cpuSeconds(b.pid) - cpu0) / ((performance.now() - t0) / 1000)
 }
 
 const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US')
@@ -98,15 +124,20 @@ export async function run (): Promise<string> {
     ['QoS 1 at 5,000 msgs/s, latency p50 ms', 'p50', fmtMs],
     ['QoS 1 at 5,000 msgs/s, latency p99 ms', 'p99', fmtMs],
     ['QoS 1 at 5,000 msgs/s, latency p99.9 ms', 'p999', fmtMs],
+    ['QoS 1 at 5,000 msgs/s, pacing ticks with the window full (0 = rate offered throughout)', 'windowFull', fmtInt],
     ['Fan-out to 100 subscribers, deliveries/s', 'fanout', fmtInt],
-    [`Idle connections: RSS KiB per connection at ${fmtInt(IDLE_CONNECTIONS)}`, 'idleKiB', fmtKiB],
+    [`Idle connections: RSS KiB per connection at ${fmtInt(IDLE_CONNECTIONS)}, first ramp (fresh broker)`, 'idleKiB', fmtKiB],
+    [`Idle connections: RSS KiB per connection at ${fmtInt(IDLE_CONNECTIONS)}, second ramp (same broker, first ones closed)`, 'idleWarmKiB', fmtKiB],
     ['Idle connections opened (ramp 5,000/s asked), per s', 'rampPerSec', fmtInt],
-    ['Generator CPU during QoS 0 fan-in (cores)', 'q0cpu', (n) => n.toFixed(2)]
+    ['QoS 0 fan-in: broker CPU (cores, whole run)', 'q0bcpu', (n) => n.toFixed(2)],
+    ['... generator CPU during QoS 0 fan-in (cores)', 'q0cpu', (n) => n.toFixed(2)],
+    ['QoS 1 fan-in: broker CPU (cores, whole run)', 'q1bcpu', (n) => n.toFixed(2)],
+    ['... generator CPU during QoS 1 fan-in (cores)', 'q1cpu', (n) => n.toFixed(2)]
   ]
   const lines = [
     '### Broker comparison',
     '',
-    `${RUNS} runs per cell, median first, then each run. Broker on core 0, generator on core 1, 64-byte payloads, loopback.`,
+    `${RUNS} runs per cell, median first, then each run. Broker on core 0, generator on core 1, 64-byte payloads, loopback, 1 s unmeasured warm-up per load measure. Peers tuned: mosquitto \`${MOSQUITTO_TUNING.join('`, `')}\`; stock aedes with TCP_NODELAY; the edge with \`--flush-policy interval\` (durable acks).`,
     '',
     '| measure | edge (interval) | stock aedes 1.2 | mosquitto | edge / aedes | edge / mosquitto |',
     '| --- | --- | --- | --- | --- | --- |',
@@ -130,9 +161,9 @@ export async function run (): Promise<string> {
 // The load generator's own limits: QoS 0 publish rate with no subscriber (mosquitto only
 // parses and drops), and 10,000 devices in device mode (RSS, ramp).
 async function generatorSection (log: (s: string) => void): Promise<string[]> {
-  // Unlimited queues so that mosquitto does not drop the checker's messages during the ramp:
+  // Unlimited queues (MOSQUITTO_TUNING) so that mosquitto does not drop the checker's messages during the ramp:
   // this section measures the simulator, not the broker.
-  const broker = await startBroker('mosquitto', ['max_queued_messages 0'])
+  const broker = await startBroker('mosquitto')
   try {
     const rates: number[] = []; const cpus: number[] = []
     for (let i = 0; i < RUNS; i++) {

@@ -1,9 +1,11 @@
-// Child processes for bridge end-to-end tests: the edge fixture and the simulator.
+// Helpers for bridge end-to-end tests: the simulator as a child process, the edge bridge's state
+// from /metrics, and an accounting of the cloud store.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const EDGE_CHILD = fileURLToPath(new URL('./bridge-edge-child.ts', import.meta.url))
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
+
 // Children must not inherit the test runner's context (a node:test child reports over stdout).
 function childEnv (): NodeJS.ProcessEnv {
   const env = { ...process.env }
@@ -11,50 +13,27 @@ function childEnv (): NodeJS.ProcessEnv {
   return env
 }
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
+export interface BridgeStatusFromMetrics { connected: boolean, ackedOffset: number, lagBytes: number, lagMessages: number, dropped: number }
 
-export interface EdgeStatus { state: string, ackedOffset: number, lagBytes: number, lagMessages: number, dropped: number, endOffset: number }
-
-export interface EdgeProcess {
-  child: ChildProcess
-  mqttPort: number
-  lastStatus: () => EdgeStatus | undefined
-  stderr: () => string
-  stop: () => Promise<void>
-  kill: () => Promise<void>
-}
-
-export async function startEdgeProcess (args: string[], timeoutMs = 20_000): Promise<EdgeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', EDGE_CHILD, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() })
-  let buf = ''
-  let err = ''
-  let status: EdgeStatus | undefined
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
-  let readyCleanup = (): void => {}
-  child.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (err.length > 1_000_000) err = err.slice(-500_000) })
-  const mqttPort = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`edge did not start:\n${err}`)) }, timeoutMs)
-    child.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString()
-      let nl: number
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        if (!line.startsWith('{')) continue
-        const msg = JSON.parse(line) as { event: string, mqttPort?: number } & EdgeStatus
-        if (msg.event === 'edge-ready') { clearTimeout(timer); resolve(msg.mqttPort!) } else if (msg.event === 'edge-status') status = msg
-      }
-    })
-    const onEarlyExit = (code: number | null): void => { clearTimeout(timer); reject(new Error(`edge exited with ${code}:\n${err}`)) }
-    child.once('exit', onEarlyExit)
-    readyCleanup = () => { child.off('exit', onEarlyExit) }
-  })
-  readyCleanup()
-  const signal = async (sig: NodeJS.Signals): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(sig)
-    await exited
+// The edge's bridge state, read from its /metrics (a real `tributary edge` process).
+export async function scrapeBridge (httpPort: number): Promise<BridgeStatusFromMetrics | undefined> {
+  let text: string
+  try {
+    text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
+  } catch {
+    return undefined
   }
-  return { child, mqttPort, lastStatus: () => status, stderr: () => err, stop: async () => { await signal('SIGTERM') }, kill: async () => { await signal('SIGKILL') } }
+  const metric = (name: string): number => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)
+    return m === null ? NaN : Number(m[1])
+  }
+  return {
+    connected: metric('tributary_bridge_connected') === 1,
+    ackedOffset: metric('tributary_bridge_acked_offset'),
+    lagBytes: metric('tributary_bridge_lag_bytes'),
+    lagMessages: metric('tributary_bridge_lag_messages'),
+    dropped: metric('tributary_bridge_dropped_records_total')
+  }
 }
 
 export interface SimResult { code: number | null, report: { sent?: number, lost?: number, duplicates?: number, [k: string]: unknown }, stderr: string }
