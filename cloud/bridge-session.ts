@@ -46,7 +46,7 @@ export interface SessionDeps {
 
 // Batches queued at the cloud for one edge beyond which we stop reading its socket (TCP
 // backpressure): bounds memory to this many frames per edge whatever the edge's window says.
-const MAX_QUEUED_BATCHES = 32
+const MAX_QUEUED_BATCHES = 64
 
 function tokenMatches (expected: string, given: string): boolean {
   const a = Buffer.from(expected)
@@ -228,9 +228,14 @@ export class BridgeSession {
     if (this.queuedBatches >= MAX_QUEUED_BATCHES && !this.paused) { this.paused = true; this.ws.pause() }
     const lease = this.lease
     const edgeId = this.edgeId
+    // Pipelined: the append is issued now, in frame order (the store applies appendBatch calls of
+    // one edge in call order), so batches share fsyncs instead of each waiting for the previous
+    // one's; only the ACKs are chained, to leave in order.
+    const appending = this.deps.store.appendBatch(edgeId, batch, lease)
+    appending.catch(() => {}) // handled in the chain below
     this.ingestChain = this.ingestChain.then(async () => {
+      const out = await appending
       if (this.state === 'closed') return
-      const out = await this.deps.store.appendBatch(edgeId, batch, lease)
       if (out.status === 'fenced') {
         this.deps.stats.fenced++
         this.protocolError('TRIB_ERR_STORE_FENCED', `edge ${edgeId} is now held by ${out.holder}`, CloseCode.REPLACED)

@@ -5,6 +5,7 @@
 // `startCloudNode` takes everything as parameters (the demo and tests run nodes in-process);
 // cloud/main.ts is the composition root that reads flags and signals.
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
@@ -14,6 +15,7 @@ import type { CloudConfig } from '../src/config/cloud.js'
 import { tributaryError } from '../src/errors/index.js'
 import type { Logger } from '../src/log/index.js'
 import { createBroker, type TributaryBroker } from '../src/mqtt/broker.js'
+import { openSessionPersistence } from './sessions.js'
 import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../src/protocol/bridge-frames.js'
 import { BridgeSession, CloseCode } from './bridge-session.js'
 import { CloudTopicTemplate, Dispatcher } from './dispatcher.js'
@@ -92,7 +94,11 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
       logger: logger.child({ component: 'downlink' }),
       onStored: (edgeId) => { sessions.get(edgeId)?.pumpDownlinks() }
     })
-    const broker = await createBroker({ log: appender, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
+    // Sessions of cloud subscribers survive a restart: the edge's persistence adapter over a
+    // session store of its own in the data dir (see sessions.ts).
+    const sessions$ = await openSessionPersistence(join(config.dataDir, 'sessions'), config.commitlog, logger.child({ component: 'sessions' }))
+    cleanups.push(async () => { await sessions$.close() })
+    const broker = await createBroker({ log: appender, persistence: sessions$.persistence, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
     cleanups.push(async () => { await broker.close() })
     const mqttServer = createNetServer((socket) => { broker.handle(socket) })
     const mqttPort = await listen(mqttServer, config.mqtt.port, config.mqtt.host)

@@ -93,7 +93,9 @@ export interface CloudStore {
   readonly kind: string
 
   // Idempotent: records with an edge offset below the edge's committed offset are skipped, so a
-  // replayed batch is a no-op. Resolves when the records are durable.
+  // replayed batch is a no-op. Resolves when the records are durable. Callers issue the batches
+  // of one edge without waiting for the previous call (pipelining): an implementation must apply
+  // calls for one edge in call order.
   appendBatch (edgeId: string, batch: AppendBatchInput, lease: Lease): Promise<AppendOutcome>
   // Edge offset up to which this edge's data is durable (0 = nothing yet).
   committedOffset (edgeId: string): Promise<number>

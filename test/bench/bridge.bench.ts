@@ -55,7 +55,7 @@ export async function tributaryDrain (): Promise<{ seconds: number, appendSecond
       meta: new MemoryMetaStore(),
       logger: silentLogger(),
       publishLocal: (_m, _a, done) => { done() },
-      settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'e', cloudToken: 't', forward: ['#'], batchMaxBytes: 1024 * 1024, batchMaxRecords: 16_384, windowBatches: 8, rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 5000, heartbeatTimeoutMs: 15_000, backoffMinMs: 100, backoffMaxMs: 1000, connectTimeoutMs: 10_000, checkpointIntervalMs: 1000 }
+      settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'e', cloudToken: 't', forward: ['#'], batchMaxBytes: 1024 * 1024, batchMaxRecords: 16_384, windowBatches: 32, rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 5000, heartbeatTimeoutMs: 15_000, backoffMinMs: 100, backoffMaxMs: 1000, connectTimeoutMs: 10_000, checkpointIntervalMs: 1000 }
     })
     const t1 = performance.now()
     await bridge.start()
@@ -125,7 +125,7 @@ async function mosquittoDrain (bin: string): Promise<{ seconds: number, received
 
 // Publishes at RATE msgs/s for SECONDS with the send time in the payload; the subscriber
 // records (receive - send). Payload: 8-byte float timestamp + padding to 100 B.
-async function latency (pubUrl: string, subUrl: string, subTopic: string): Promise<{ p50: number, p99: number, max: number, received: number, sent: number }> {
+export async function latency (pubUrl: string, subUrl: string, subTopic: string): Promise<{ p50: number, p99: number, max: number, received: number, sent: number }> {
   const sub = await connectAsync(subUrl, { clientId: `bench-lat-sub-${process.pid}`, protocolVersion: 4 })
   const h = hdr.build({ numberOfSignificantValueDigits: 3 })
   let received = 0
@@ -158,9 +158,10 @@ export async function tributaryLatency (flushPolicy = 'interval'): Promise<Await
   const edir = await tempDir('bench-lat-edge')
   const cdir = await tempDir('bench-lat-cloud')
   const cloud = await startCloudProcess(['--data-dir', cdir.path, '--mqtt-port', '0', '--bridge-port', '0', '--http-port', '0', '--edge-token', 'e=t', '--log-level', 'warn', '--flush-policy', flushPolicy])
-  const edge = await startEdge({ dataDir: edir.path, args: ['--cloud-url', cloud.bridgeUrl, '--edge-id', 'e', '--cloud-token', 't', '--log-level', 'warn', '--flush-policy', flushPolicy] })
+  const edge = await startEdge({ dataDir: edir.path, args: ['--cloud-url', cloud.bridgeUrl, '--edge-id', 'e', '--cloud-token', 't', '--log-level', 'warn', '--flush-policy', flushPolicy, ...(process.env.BENCH_BRIDGE_EDGE_ARGS ?? '').split(' ').filter((a) => a !== '')] })
   try {
     await sleep(500)
+    if (process.env.BENCH_BRIDGE_EDGE_ONLY === '1') return await latency(edge.url, edge.url, 'devices/lat/telemetry')
     return await latency(edge.url, `mqtt://127.0.0.1:${cloud.mqttPort}`, 'up/e/devices/lat/telemetry')
   } finally {
     await edge.kill(); await cloud.kill()

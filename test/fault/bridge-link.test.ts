@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { FaultProxy } from '../../firmware-sim/fault/proxy.js'
 import { silentLogger } from '../../src/log/index.js'
-import { tempDir, waitFor } from '../helpers/net.js'
+import { freePort, tempDir, waitFor } from '../helpers/net.js'
 import { mqttClient, startTestCloud, startTestEdge, storeContents } from '../integration/bridge-helpers.js'
 
 const FAST_LINK = ['--bridge-heartbeat', '200ms', '--bridge-heartbeat-timeout', '1s', '--bridge-connect-timeout', '1s', '--bridge-backoff-min', '50ms', '--bridge-backoff-max', '500ms']
@@ -67,6 +67,25 @@ test('a downlink sent while the edge is offline reaches the device after the edg
   } finally {
     await dev.endAsync(); await app.endAsync()
     await edge.close(); await proxy.close(); await cloud.close()
+    await edir.remove(); await cdir.remove()
+  }
+})
+
+test('with several cloud URLs the edge fails over from a dead one', async () => {
+  const cdir = await tempDir('fo-cloud')
+  const edir = await tempDir('fo-edge')
+  const cloud = await startTestCloud(cdir.path)
+  const deadPort = await freePort()
+  const edge = await startTestEdge(edir.path, ['--cloud-url', `ws://127.0.0.1:${deadPort}/bridge`, '--cloud-url', cloud.bridgeUrl, '--edge-id', 'edge-a', '--cloud-token', 'secret-a', ...FAST_LINK])
+  const pub = await mqttClient(edge.mqttPort, { clientId: 'dev' })
+  try {
+    await pub.publishAsync('devices/1/t', 'after fail-over', { qos: 1 })
+    await waitFor('the message in the cloud', async () => (await storeContents(cloud)).length === 1, 15_000)
+    assert.equal(edge.bridge.status().url, cloud.bridgeUrl)
+    assert.ok(edge.bridge.client.counters.disconnects >= 1, 'the dead URL was tried')
+  } finally {
+    await pub.endAsync()
+    await edge.close(); await cloud.close()
     await edir.remove(); await cdir.remove()
   }
 })
