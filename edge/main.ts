@@ -29,6 +29,8 @@ Runs the edge MQTT broker. Every setting is a flag, a YAML key (--config FILE) o
 variable TRIBUTARY_<FLAG> (e.g. TRIBUTARY_MQTT_PORT=1883); flags win over env over the file.
 
 flags:
+  --config FILE              YAML file with any of the settings below
+  --check-config             validate the configuration and exit (0 = valid, 2 = invalid)
 ${describeFlags(edgeSchema)}`
 
 // Cross-field checks the per-field schema cannot express.
@@ -45,8 +47,14 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     console.log(EDGE_USAGE)
     return 0
   }
-  const config = loadConfig(edgeSchema, { argv, env })
+  // --check-config: validate and exit (install scripts run it before enabling the service).
+  const checkOnly = argv.includes('--check-config')
+  const config = loadConfig(edgeSchema, { argv: checkOnly ? argv.filter((a) => a !== '--check-config') : argv, env })
   checkConfig(config)
+  if (checkOnly) {
+    console.log('configuration is valid')
+    return 0
+  }
   const logger = createRootLogger({ level: config.logLevel, name: 'tributary-edge' })
   try {
     return await runEdge(config, logger, process)
