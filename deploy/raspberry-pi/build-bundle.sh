@@ -19,7 +19,7 @@ mkdir -p "$out/bin" "$out/node"
 cp -a dist package.json package-lock.json README.md "$out/"
 cp -a deploy "$out/deploy"
 # Production dependencies only; install scripts are not needed (native code comes prebuilt).
-(cd "$out" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$out" && node deploy/prune-lockfile.mjs && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
 # The Node binary for the target, same version as the build machine's.
 tmp=$(mktemp -d)
 (cd "$tmp" && npm pack "node-linux-$arch@$node_version" --silent >/dev/null && tar -xzf node-linux-*.tgz)
