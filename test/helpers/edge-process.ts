@@ -35,6 +35,9 @@ export interface StartEdgeOptions {
   env?: NodeJS.ProcessEnv
   // How long start-up may take before the test fails.
   timeoutMs?: number
+  // Run another program instead of `node dist/cli.js` (e.g. an arm64 bundle under qemu): the
+  // executable and the arguments that come before `edge`.
+  command?: { file: string, args: readonly string[], env?: NodeJS.ProcessEnv }
 }
 
 const live = new Set<ChildProcess>()
@@ -46,9 +49,10 @@ function ensureBuilt (): void {
 }
 
 export async function startEdge (opts: StartEdgeOptions): Promise<EdgeProcess> {
-  ensureBuilt()
-  const args = [CLI, 'edge', '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--data-dir', opts.dataDir, ...(opts.args ?? [])]
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (opts.command === undefined) ensureBuilt()
+  const prefix = opts.command?.args ?? [CLI]
+  const args = [...prefix, 'edge', '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--data-dir', opts.dataDir, ...(opts.args ?? [])]
+  const child = spawn(opts.command?.file ?? process.execPath, args, { env: { ...process.env, ...opts.command?.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   live.add(child)
   let out = ''
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
