@@ -8,9 +8,13 @@ import type { CloudStats } from './metrics.js'
 import type { CloudStore, StoredRecord } from './store/types.js'
 
 const CURSOR = 'mqtt-dispatch'
-// Records per store read: one batch of publishes in flight at a time bounds memory.
-const READ_BATCH_RECORDS = 1000
+// Records per store read: one batch of publishes in flight at a time bounds memory (8192 x ~200 B).
+// Large, because the embedded store keeps up to 1,024 messages per log record: a read that ends
+// inside one decodes that record again on the next read.
+const READ_BATCH_RECORDS = 8192
 const CURSOR_SAVE_INTERVAL_MS = 1000
+// Cloud topics whose subscriber presence is cached (~100 B each); the cache restarts when full.
+const MAX_PRESENCE_TOPICS = 100_000
 
 export class CloudTopicTemplate {
   private readonly before: string
@@ -36,6 +40,70 @@ export class CloudTopicTemplate {
   }
 }
 
+// Whether a cloud topic has any subscriber: an online session's subscription (aedes' mqemitter
+// trie) or a persistent session's (the persistence's subscriptionsByTopic, online or not).
+// Answers are cached per topic. Correctness rests on one rule: a cached "no subscriber" is
+// dropped whenever a SUBSCRIBE completes. aedes emits 'subscribe' in the same tick as it writes the
+// SUBACK, so every message dispatched after a client holds its SUBACK sees the new subscription
+// (MQTT promises nothing for messages published while a SUBSCRIBE is in progress). A lookup that
+// started before a SUBSCRIBE completed is not cached (generation check). Restored persistent
+// sessions add no subscription the persistence did not already hold.
+// If aedes' trie is not reachable (a different aedes version), every topic counts as subscribed.
+class SubscriberPresence {
+  // edge id -> edge topic -> has a subscriber (keyed by the stored strings: no cloud topic is
+  // rendered for a message nobody receives).
+  private readonly answers = new Map<string, Map<string, boolean>>()
+  private size = 0
+  private generation = 0
+  private readonly matcher: { match: (topic: string) => unknown[] } | undefined
+  private readonly persistence: { subscriptionsByTopic: (topic: string) => Promise<unknown[]> }
+
+  constructor (aedes: Aedes, private readonly template: CloudTopicTemplate) {
+    const internals = aedes as unknown as { mq?: { _matcher?: { match?: unknown } }, persistence: { subscriptionsByTopic: (topic: string) => Promise<unknown[]> } }
+    const mq = internals.mq
+    this.persistence = internals.persistence
+    this.matcher = typeof mq?._matcher?.match === 'function' ? mq._matcher as { match: (topic: string) => unknown[] } : undefined
+    const forget = (): void => { this.generation++; this.answers.clear(); this.size = 0 }
+    aedes.on('subscribe', forget)
+    // Fewer subscribers: not needed for correctness (a stale "yes" only costs a publish), but it
+    // lets the cache learn that a topic went quiet.
+    aedes.on('unsubscribe', forget)
+    aedes.on('clientDisconnect', forget)
+  }
+
+  // true: subscribed or unknown (publish); false: known to have no subscriber (skip).
+  has (edgeId: string, topic: string): boolean {
+    if (this.matcher === undefined) return true
+    return this.answers.get(edgeId)?.get(topic) ?? true
+  }
+
+  known (edgeId: string, topic: string): boolean {
+    return this.matcher === undefined || this.answers.get(edgeId)?.has(topic) === true
+  }
+
+  async learn (records: readonly StoredRecord[]): Promise<void> {
+    if (this.matcher === undefined) return
+    const gen = this.generation
+    const todo = new Map<string, [string, string]>() // cloud topic -> [edge, topic]
+    for (const r of records) if (!this.known(r.edgeId, r.topic)) todo.set(this.template.render(r.edgeId, r.topic), [r.edgeId, r.topic])
+    const found = await Promise.all([...todo.keys()].map(async (t) => {
+      if (this.matcher!.match(t).length > 0) return true
+      const persisted = await this.persistence.subscriptionsByTopic(t)
+      return persisted.length > 0
+    }))
+    if (gen !== this.generation) return
+    // Bounded: distinct topics of many devices would otherwise grow it forever.
+    if (this.size + todo.size > MAX_PRESENCE_TOPICS) { this.answers.clear(); this.size = 0 }
+    let i = 0
+    for (const [edgeId, topic] of todo.values()) {
+      let m = this.answers.get(edgeId)
+      if (m === undefined) { m = new Map(); this.answers.set(edgeId, m) }
+      m.set(topic, found[i++])
+      this.size++
+    }
+  }
+}
+
 export class Dispatcher {
   private seq = 0
   private stopped = false
@@ -43,20 +111,43 @@ export class Dispatcher {
   private lastSaved = 0
   private savedSeq = -1
   private stopWake: (() => void) | undefined
+  private readonly presence: SubscriberPresence
 
   constructor (
     private readonly store: CloudStore,
     private readonly aedes: Aedes,
     private readonly template: CloudTopicTemplate,
     private readonly stats: CloudStats,
-    private readonly logger: Logger
-  ) {}
+    private readonly logger: Logger,
+    // Cluster (issue 5): every node tails the whole store for its own subscribers, so each keeps
+    // its own cursor (name per node id), and a node seen for the first time starts at the end
+    // instead of re-publishing the cluster's whole history.
+    private readonly cursorName: string = CURSOR,
+    private readonly newStartsAtEnd: boolean = false
+  ) {
+    this.presence = new SubscriberPresence(aedes, template)
+  }
 
   async start (): Promise<void> {
-    this.seq = (await this.store.getCursor(CURSOR)) ?? 0
+    const saved = await this.store.getCursor(this.cursorName)
+    this.seq = saved ?? (this.newStartsAtEnd ? await this.store.endSeq() : 0)
     this.stats.dispatchSeq = this.seq
     this.logger.info({ fromSeq: this.seq }, 'dispatching stored records to MQTT subscribers')
-    this.running = this.loop().catch((err: Error) => { if (!this.stopped) this.logger.error({ err }, 'dispatcher stopped on an error') })
+    this.running = this.loopUntilStopped()
+  }
+
+  // A store outage (e.g. the whole NATS cluster down longer than the store's retry budget) must
+  // not end delivery for good: log, wait, and resume from the current position.
+  private async loopUntilStopped (): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.loop()
+      } catch (err) {
+        if (this.stopped) return
+        this.logger.error({ err, seq: this.seq }, 'dispatcher failed; retrying in 1 s')
+        await new Promise<void>((resolve) => { const t = setTimeout(resolve, 1000); this.stopWake = () => { clearTimeout(t); resolve() } })
+      }
+    }
   }
 
   private async loop (): Promise<void> {
@@ -76,12 +167,22 @@ export class Dispatcher {
   }
 
   // All publishes of a batch are issued at once and awaited together; aedes routes them in call
-  // order to each subscriber.
+  // order to each subscriber. Records whose cloud topic nobody subscribes to (online or in a
+  // persistent session) are not handed to aedes at all: that routing was most of the dispatch
+  // cost in a backlog drain with no cloud subscriber, for nothing.
   private async publishAll (records: StoredRecord[]): Promise<void> {
+    const presence = this.presence
+    for (let i = 0; i < records.length; i++) {
+      if (!presence.known(records[i].edgeId, records[i].topic)) { await presence.learn(records); break }
+    }
     await new Promise<void>((resolve) => {
-      let left = records.length
+      let left = 1
       const done = (): void => { if (--left === 0) resolve() }
-      for (const r of records) {
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]
+        // Retained messages are always published: aedes stores them for later subscribers.
+        if (!r.retain && !presence.has(r.edgeId, r.topic)) continue
+        left++
         const packet = {
           cmd: 'publish',
           topic: this.template.render(r.edgeId, r.topic),
@@ -92,6 +193,7 @@ export class Dispatcher {
         } as unknown as PublishPacket
         this.aedes.publish(packet, done)
       }
+      done()
     })
     this.stats.dispatched += records.length
   }
@@ -101,7 +203,7 @@ export class Dispatcher {
     if (this.seq === this.savedSeq || (!force && now - this.lastSaved < CURSOR_SAVE_INTERVAL_MS)) return
     this.lastSaved = now
     this.savedSeq = this.seq
-    await this.store.setCursor(CURSOR, this.seq)
+    await this.store.setCursor(this.cursorName, this.seq)
   }
 
   async stop (): Promise<void> {

@@ -15,7 +15,7 @@ import type { CloudConfig } from '../src/config/cloud.js'
 import { tributaryError } from '../src/errors/index.js'
 import type { Logger } from '../src/log/index.js'
 import { createBroker, type TributaryBroker } from '../src/mqtt/broker.js'
-import { openSessionPersistence } from './sessions.js'
+import { openSessionPersistence, sessionNamespace } from './sessions.js'
 import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../src/protocol/bridge-frames.js'
 import { BridgeSession, CloseCode } from './bridge-session.js'
 import { CloudTopicTemplate, Dispatcher } from './dispatcher.js'
@@ -23,6 +23,7 @@ import { createDownlinkAppender } from './downlink.js'
 import { startCloudHttp, type CloudHttp } from './http.js'
 import { CloudStats, createCloudRegistry } from './metrics.js'
 import { openCloudStore } from './store/open.js'
+import { parseNatsServers } from './store/jetstream.js'
 import { isValidEdgeId, type CloudStore } from './store/types.js'
 
 export interface CloudNode {
@@ -74,7 +75,7 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}`
   logger.info({ nodeId, store: config.store, edges: tokens.size }, 'cloud node starting')
 
-  const store = opts.store ?? await openCloudStore(config.store, config.dataDir, config.commitlog, logger)
+  const store = opts.store ?? await openCloudStore(config.store, config.dataDir, config.commitlog, logger, { replicas: config.storeReplicas, prefix: config.storePrefix })
   const stats = new CloudStats()
   const registry = createCloudRegistry(stats, store)
   const sessions = new Map<string, BridgeSession>()
@@ -96,7 +97,10 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
     })
     // Sessions of cloud subscribers survive a restart: the edge's persistence adapter over a
     // session store of its own in the data dir (see sessions.ts).
-    const sessions$ = await openSessionPersistence(join(config.dataDir, 'sessions'), config.commitlog, logger.child({ component: 'sessions' }))
+    // With a NATS store the sessions live in the cluster too (one namespace per node id).
+    const natsServers = store.kind === 'jetstream' ? parseNatsServers(config.store) : undefined
+    const clusterSessions = natsServers === undefined ? undefined : { servers: natsServers, bucket: `${config.storePrefix}_SESSIONS`, nodeId, replicas: config.storeReplicas > 0 ? config.storeReplicas : undefined }
+    const sessions$ = await openSessionPersistence(join(config.dataDir, 'sessions'), config.commitlog, logger.child({ component: 'sessions' }), clusterSessions)
     cleanups.push(async () => { await sessions$.close() })
     const broker = await createBroker({ log: appender, persistence: sessions$.persistence, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
     cleanups.push(async () => { await broker.close() })
@@ -104,7 +108,9 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
     const mqttPort = await listen(mqttServer, config.mqtt.port, config.mqtt.host)
     cleanups.push(async () => { await new Promise<void>((resolve) => { mqttServer.close(() => { resolve() }) }) })
 
-    const dispatcher = new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }))
+    const dispatcher = clusterSessions === undefined
+      ? new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }))
+      : new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }), `mqtt-dispatch.${sessionNamespace(nodeId)}`, true)
     await dispatcher.start()
     cleanups.push(async () => { await dispatcher.stop() })
 

@@ -1,24 +1,35 @@
-// The embedded cloud store: one node, one commitlog for every edge (the cloud-wide sequence is the
-// log offset) plus a MetaStore for committed offsets and downlink queues.
+// The embedded cloud store: one node, one commitlog for every edge plus a MetaStore for committed
+// offsets and downlink queues.
 //
-// Record mapping into the commitlog (see cloud/README.md):
-//   topic    = `${edgeId}/${edgeTopic}`      (edge ids have no '/': EDGE_ID_PATTERN)
-//   clientId = edgeId                        (one cached string per edge in the log)
-//   payload  = header (24 B: edgeOffset u64 | edgeNextOffset u64 | originalTimestampMs f64) + payload
-// The log's own timestamp is clamped to never go backwards; the original timestamp travels in
-// the header so it is returned unchanged. The header of a whole batch is built in one buffer
-// (one allocation per batch, the log copies each record into its write buffer anyway).
+// Record mapping into the commitlog (see cloud/README.md): a batch from an edge is stored as few
+// log records ("chunks"), each one a bridge BATCH frame (src/protocol/bridge-frames.ts) of at most
+// CHUNK_MAX_RECORDS records:
+//   topic    = edgeId, clientId = edgeId      (one cached string per edge in the log)
+//   payload  = BATCH frame: edgeId | fromOffset | toOffset | records (offset, next offset, original
+//              timestamp, qos, retain, topic, payload)
+//   timestamp = the newest record's original timestamp (clamped by the log to never go backwards)
+// Why chunks, not one log record per message: the per-record work of the log (framing, CRC call,
+// topic index, durable callback) and of the reader dominated the cloud's CPU in a backlog drain;
+// a chunk pays it once for up to 1,024 messages.
+// The cloud-wide sequence of a message is `chunk log offset + index in the chunk` (opaque to
+// callers, increasing in store order, unique: a chunk spans more log bytes than it has messages).
+// A sequence inside a chunk (a read that stopped mid-chunk, a replay from one message) needs the
+// chunk's start: `ChunkStarts` keeps the starts of chunks written or read since open (8 bytes per
+// ~1,000 messages), and finds older ones through the log's time index.
 //
 // Crash safety: an append is acked (committedOffset) only after the log reports it durable. The
 // per-edge committed offsets in the MetaStore may lag the log; `meta: cloud/scanned` says up to
-// which log offset they are exact, and open() rescans the log from there, so the dedupe key can
-// never be behind what the log holds. Records appended but not yet durable at a crash are lost
-// with the torn tail: they were never acked, the edge resends them.
+// which log offset they are exact, and open() rescans the log from there (chunk headers only), so
+// the dedupe key can never be behind what the log holds. Chunks appended but not yet durable at a
+// crash are lost with the torn tail: they were never acked, the edge resends them.
 import type { AppendInput, AppendResult, DurableCallback, LogRecord, ReadBatch, ReadLimits } from '../../src/commitlog/types.js'
 import type { MetaStore } from '../../src/meta/types.js'
-import { tributaryError } from '../../src/errors/index.js'
+import { isTributaryError, tributaryError } from '../../src/errors/index.js'
 import type { Logger } from '../../src/log/index.js'
-import type { QoSLevel } from '../../src/protocol/bridge-frames.js'
+import {
+  decodeBatchHeader, decodeFrame, encodeBatch, encodeBatchRaw, FrameType, LazyBatchFrame, recordEnd,
+  recordOffsetAt, recordTimestampAt, type BridgeRecord, type QoSLevel
+} from '../../src/protocol/bridge-frames.js'
 import { LeaseTable } from './leases.js'
 import type {
   AppendBatchInput, AppendOutcome, CloudStore, Downlink, DownlinkInput, Lease, LeaseOutcome,
@@ -44,6 +55,8 @@ export interface EmbeddedStoreOptions {
 }
 
 const K_SCANNED = 'cloud/scanned'
+// Messages stored up to `cloud/scanned` (log records are chunks, so the log cannot count them).
+const K_MESSAGES = 'cloud/messages'
 const K_COMMITTED = 'cloud/committed/'
 const K_DL = 'cloud/dl/'
 const K_DLSEQ = 'cloud/dlseq/'
@@ -54,21 +67,60 @@ const DEFAULT_MAX_RECORDS = 1000
 const TOPIC_SCAN_RECORDS = 20_000
 const SEQ_DIGITS = 16
 
-// Per-record header in the payload (see the top of this file).
-const HEADER_BYTES = 24
-const TWO_32 = 0x1_0000_0000
-function writeU64 (buf: Buffer, n: number, at: number): void {
-  const hi = Math.floor(n / TWO_32)
-  buf.writeUInt32BE(hi, at)
-  buf.writeUInt32BE(n - hi * TWO_32, at + 4)
-}
-function readU64 (buf: Buffer, at: number): number {
-  return buf.readUInt32BE(at) * TWO_32 + buf.readUInt32BE(at + 4)
-}
+// Chunk bounds. Records: the sequence scale (see the top of this file). Bytes: a chunk is one log
+// record, so it must stay under the log's maxRecordBytes; we start at CHUNK_MAX_BYTES and learn
+// the log's limit from its first refusal (TRIB_ERR_LOG_RECORD_TOO_LARGE carries it).
+const CHUNK_MAX_RECORDS = 1024
+// Chunk starts remembered (16 B each, ~1,000 messages per chunk); the oldest half is forgotten
+// when full (found again through the time index).
+const MAX_KNOWN_CHUNKS = 1_000_000
+const CHUNK_MAX_BYTES = 256 * 1024
+// The log's own framing around a chunk (record header + topic + client id), with room to spare.
+const LOG_RECORD_OVERHEAD = 64
+// Per-record bytes of a BATCH frame beyond topic and payload, and the frame's own header.
+const FRAME_RECORD_FIXED = 38
+const FRAME_FIXED = 4 + 2 + 16 + 4
 
 function pad (n: number): string { return String(n).padStart(SEQ_DIGITS, '0') }
 
-interface ParsedRecord extends StoredRecord { edgeNextOffset: number }
+// Sorted [start, next) log ranges of known chunks.
+class ChunkStarts {
+  private starts: number[] = []
+  private nexts: number[] = []
+
+  add (start: number, next: number): void {
+    const n = this.starts.length
+    if (n === 0 || start > this.starts[n - 1]) { this.starts.push(start); this.nexts.push(next) } else {
+      const i = this.lowerBound(start)
+      if (this.starts[i] === start) return
+      this.starts.splice(i, 0, start); this.nexts.splice(i, 0, next)
+    }
+    if (this.starts.length > MAX_KNOWN_CHUNKS) {
+      this.starts = this.starts.slice(MAX_KNOWN_CHUNKS >> 1)
+      this.nexts = this.nexts.slice(MAX_KNOWN_CHUNKS >> 1)
+    }
+  }
+
+  // The start of the known chunk holding seq, or -1.
+  find (seq: number): number {
+    const i = this.lowerBound(seq + 1) - 1
+    return i >= 0 && seq < this.nexts[i] ? this.starts[i] : -1
+  }
+
+  // The greatest known start at or before seq, or -1.
+  before (seq: number): number {
+    const i = this.lowerBound(seq + 1) - 1
+    return i >= 0 ? this.starts[i] : -1
+  }
+
+  // First index whose start is >= x.
+  private lowerBound (x: number): number {
+    let lo = 0
+    let hi = this.starts.length
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.starts[mid] < x) lo = mid + 1; else hi = mid }
+    return lo
+  }
+}
 
 interface DurableWaiter { appendedCount: number, resolve: () => void, reject: (err: Error) => void }
 
@@ -95,6 +147,10 @@ export class EmbeddedCloudStore implements CloudStore {
   // Log offsets where batches start that are appended but whose commit is not yet applied: the
   // checkpoint's `scanned` must stay before them.
   private readonly inflightStarts: number[] = []
+  // Largest chunk (bytes) appended as one log record: lowered to the log's limit if it refuses one.
+  private chunkMaxBytes = CHUNK_MAX_BYTES
+  private messages = 0
+  private readonly chunks = new ChunkStarts()
 
   private constructor (opts: EmbeddedStoreOptions) {
     this.log = opts.log
@@ -124,19 +180,20 @@ export class EmbeddedCloudStore implements CloudStore {
     const scannedBuf = await this.meta.get(K_SCANNED)
     let offset = scannedBuf === undefined ? 0 : Number(scannedBuf.toString())
     let rescanned = 0
+    const messagesBuf = await this.meta.get(K_MESSAGES)
     for (;;) {
       const b = await this.log.read(offset, { maxRecords: 10_000 })
       if (b.status === 'end') break
       for (const r of b.records) {
-        const parsed = this.parse(r)
-        if (parsed === undefined) continue
-        const next = parsed.edgeNextOffset
-        if (next > (this.committed.get(parsed.edgeId) ?? 0)) this.committed.set(parsed.edgeId, next)
-        rescanned++
+        const h = r.topic === r.clientId ? decodeBatchHeader(r.payload) : undefined
+        if (h === undefined || h.edgeId !== r.clientId) continue // not a chunk (cannot happen unless someone else wrote here)
+        if (h.toOffset > (this.committed.get(h.edgeId) ?? 0)) this.committed.set(h.edgeId, h.toOffset)
+        rescanned += h.count
       }
       offset = b.nextOffset
     }
     for (const [edge, n] of this.committed) this.appendedUpTo.set(edge, n)
+    this.messages = (messagesBuf === undefined ? 0 : Number(messagesBuf.toString())) + rescanned
     this.dirty = rescanned > 0
     this.logger.info({ edges: this.committed.size, rescanned, endOffset: offset }, 'embedded cloud store recovered')
   }
@@ -155,41 +212,51 @@ export class EmbeddedCloudStore implements CloudStore {
     const fencedBy = this.leases.check(lease)
     if (fencedBy !== undefined) return { status: 'fenced', holder: fencedBy }
     const upTo = this.appendedUpTo.get(edgeId) ?? 0
-    let appended = 0
-    let startLogOffset = -1
+    // The hot path: a batch checked by scanBatchFrame, all new (not a replay): its record bytes
+    // are stored as they arrived, without decoding.
+    if (batch instanceof LazyBatchFrame && batch.raw.firstOffset >= upTo) return await this.appendRaw(edgeId, batch, upTo)
     const records = batch.records
-    const prefix = edgeId + '/'
-    let size = 0
-    for (let i = 0; i < records.length; i++) if (records[i].offset >= upTo) size += HEADER_BYTES + records[i].payload.length
-    const block = Buffer.allocUnsafe(size)
-    let at = 0
+    // Skip the replayed part of a batch (records below the dedupe key): records are in offset order.
+    let first = 0
+    while (first < records.length && records[first].offset < upTo) first++
+    const appended = records.length - first
+    let startLogOffset = -1
+    const toOffset = Math.max(batch.toOffset, upTo)
     try {
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]
-        if (r.offset < upTo) continue // already stored: the replayed part of a batch
-        const start = at
-        writeU64(block, r.offset, at)
-        writeU64(block, r.nextOffset, at + 8)
-        block.writeDoubleBE(r.timestampMs, at + 16)
-        r.payload.copy(block, at + HEADER_BYTES)
-        at += HEADER_BYTES + r.payload.length
-        const res = this.log.append({
-          topic: prefix + r.topic,
-          payload: block.subarray(start, at),
-          qos: r.qos,
-          retain: r.retain,
-          clientId: edgeId,
-          timestampMs: r.timestampMs
-        }, this.onDurable)
+      let i = first
+      while (i < records.length) {
+        // One chunk: up to CHUNK_MAX_RECORDS records and chunkMaxBytes bytes (at least one record).
+        let bytes = FRAME_FIXED + edgeId.length
+        let n = 0
+        let maxTs = 0
+        while (i + n < records.length && n < CHUNK_MAX_RECORDS) {
+          const r = records[i + n]
+          const b = FRAME_RECORD_FIXED + r.topic.length * 3 + r.payload.length // topic: UTF-8 bound
+          if (n > 0 && bytes + b > this.chunkMaxBytes) break
+          bytes += b
+          if (r.timestampMs > maxTs) maxTs = r.timestampMs
+          n++
+        }
+        const last = i + n === records.length
+        // The last chunk carries the batch's end (records filtered at the edge lie before it).
+        const chunk = encodeBatch(edgeId, records[i].offset, last ? toOffset : records[i + n - 1].nextOffset, records, n, i)
+        const res = this.appendChunk(edgeId, chunk, maxTs)
+        if (res === undefined) continue // the chunk limit was learned: the same records again, in smaller chunks
         if (startLogOffset === -1) { startLogOffset = res.offset; this.inflightStarts.push(startLogOffset) }
+        this.chunks.add(res.offset, res.nextOffset)
         this.appendedCount++
-        appended++
+        i += n
       }
     } catch (err) {
       this.fail(err as Error)
       throw this.failed
     }
-    if (batch.toOffset > upTo) this.appendedUpTo.set(edgeId, batch.toOffset)
+    return await this.commit(edgeId, upTo, toOffset, startLogOffset, appended)
+  }
+
+  // After a batch's chunks are appended: advance the dedupe key, wait until they are durable, ack.
+  private async commit (edgeId: string, upTo: number, toOffset: number, startLogOffset: number, appended: number): Promise<AppendOutcome> {
+    if (toOffset > upTo) this.appendedUpTo.set(edgeId, toOffset)
     // Wait until everything appended so far is durable: records of an earlier batch of this edge
     // that this one skipped may still be in flight.
     if (this.durableCount < this.appendedCount) {
@@ -198,69 +265,187 @@ export class EmbeddedCloudStore implements CloudStore {
     }
     if (startLogOffset !== -1) this.inflightStarts.splice(this.inflightStarts.indexOf(startLogOffset), 1)
     const prev = this.committed.get(edgeId) ?? 0
-    const next = Math.max(prev, batch.toOffset)
+    const next = Math.max(prev, toOffset)
     if (next !== prev) { this.committed.set(edgeId, next); this.dirty = true }
+    // Batches are applied in append order (durable waiters resolve FIFO), so `messages` always
+    // counts exactly the chunks before the earliest in-flight one: what the checkpoint needs.
+    this.messages += appended
     return { status: 'ok', committedOffset: next, appended }
+  }
+
+  // Stores a scanned batch: the frame itself when it is one chunk, else chunks copied from its
+  // record bytes (no per-record objects either way).
+  private async appendRaw (edgeId: string, batch: LazyBatchFrame, upTo: number): Promise<AppendOutcome> {
+    const raw = batch.raw
+    const buf = raw.buf
+    const toOffset = Math.max(batch.toOffset, upTo)
+    let startLogOffset = -1
+    try {
+      if (raw.count > 0 && raw.count <= CHUNK_MAX_RECORDS && buf.length <= this.chunkMaxBytes && batch.toOffset >= upTo) {
+        let at = raw.recordsAt
+        let maxTs = 0
+        for (let i = 0; i < raw.count; i++) { const ts = recordTimestampAt(buf, at); if (ts > maxTs) maxTs = ts; at = recordEnd(buf, at) }
+        const res = this.appendChunk(edgeId, buf, maxTs)
+        if (res !== undefined) {
+          startLogOffset = res.offset
+          this.inflightStarts.push(startLogOffset)
+          this.chunks.add(res.offset, res.nextOffset)
+          this.appendedCount++
+          return await this.commit(edgeId, upTo, toOffset, startLogOffset, raw.count)
+        }
+        // The log's limit was just learned: split below.
+      }
+      let at = raw.recordsAt
+      let left = raw.count
+      while (left > 0) {
+        const start = at
+        let n = 0
+        let maxTs = 0
+        const budget = this.chunkMaxBytes - 64 - edgeId.length
+        while (n < left && n < CHUNK_MAX_RECORDS) {
+          const e = recordEnd(buf, at)
+          if (n > 0 && e - start > budget) break
+          const ts = recordTimestampAt(buf, at)
+          if (ts > maxTs) maxTs = ts
+          at = e
+          n++
+        }
+        left -= n
+        // The last chunk carries the batch's end (records filtered at the edge lie before it).
+        const chunkTo = left === 0 ? toOffset : recordOffsetAt(buf, at)
+        const chunk = encodeBatchRaw(edgeId, recordOffsetAt(buf, start), chunkTo, buf, start, at, n)
+        const res = this.appendChunk(edgeId, chunk, maxTs)
+        if (res === undefined) { at = start; left += n; continue } // limit learned: smaller chunks
+        if (startLogOffset === -1) { startLogOffset = res.offset; this.inflightStarts.push(startLogOffset) }
+        this.chunks.add(res.offset, res.nextOffset)
+        this.appendedCount++
+      }
+    } catch (err) {
+      this.fail(err as Error)
+      throw this.failed
+    }
+    return await this.commit(edgeId, upTo, toOffset, startLogOffset, raw.count)
+  }
+
+  // Appends one chunk; undefined when the log refused it as too large and the chunk bound was
+  // lowered to the log's limit (the caller retries with smaller chunks). Other errors throw.
+  private appendChunk (edgeId: string, chunk: Buffer, timestampMs: number): AppendResult | undefined {
+    try {
+      return this.log.append({ topic: edgeId, payload: chunk, qos: 1, retain: false, clientId: edgeId, timestampMs }, this.onDurable)
+    } catch (err) {
+      const limit = (err as { details?: { maxRecordBytes?: unknown } }).details?.maxRecordBytes
+      const bound = typeof limit === 'number' ? limit - LOG_RECORD_OVERHEAD - 2 * edgeId.length : 0
+      // A single record that does not fit even alone cannot be stored: that is the log's error.
+      if (isTributaryError(err) && err.code === 'TRIB_ERR_LOG_RECORD_TOO_LARGE' && bound > 0 && bound < this.chunkMaxBytes) {
+        this.chunkMaxBytes = bound
+        return undefined
+      }
+      throw err
+    }
   }
 
   async committedOffset (edgeId: string): Promise<number> {
     return this.committed.get(edgeId) ?? 0
   }
 
-  private parse (r: LogRecord): ParsedRecord | undefined {
-    const slash = r.topic.length > r.clientId.length ? r.clientId.length : -1
-    const p = r.payload
-    // Not one of ours (cannot happen unless someone else wrote into this log): skipped.
-    if (slash <= 0 || r.topic.charCodeAt(slash) !== 47 || p.length < HEADER_BYTES) return undefined
-    return {
-      seq: r.offset,
-      nextSeq: r.nextOffset,
-      edgeId: r.clientId,
-      edgeOffset: readU64(p, 0),
-      edgeNextOffset: readU64(p, 8),
-      timestampMs: p.readDoubleBE(16),
-      topic: r.topic.slice(slash + 1),
-      qos: r.qos as QoSLevel,
-      retain: r.retain,
-      payload: p.subarray(HEADER_BYTES)
-    }
+  // The messages of one chunk; undefined for a log record that is not a chunk (cannot happen
+  // unless someone else wrote into this log: skipped).
+  private chunkRecords (r: LogRecord): BridgeRecord[] | undefined {
+    if (r.topic !== r.clientId) return undefined
+    const res = decodeFrame(r.payload)
+    return res.ok && res.frame.type === FrameType.BATCH ? res.frame.records : undefined
   }
 
-  private toStored (r: LogRecord): StoredRecord | undefined {
-    return this.parse(r)
+  // Messages from `fromSeq` in store order, at most `maxRecords`, optionally only those of one
+  // edge and topic; `scanLimit` bounds the messages examined (a filtered read skips most).
+  private async readChunks (fromSeq: number, maxRecords: number, scanLimit: number, edgeId?: string, topic?: string): Promise<StoreReadBatch> {
+    const records: StoredRecord[] = []
+    const endOffset = this.log.stats().endOffset
+    if (fromSeq >= endOffset) return { status: 'end', records, nextSeq: fromSeq }
+    let offset = fromSeq < this.log.stats().startOffset ? fromSeq : await this.chunkStart(fromSeq)
+    let index = fromSeq - offset
+    let scanned = 0
+    let full = false
+    while (!full) {
+      const b = await this.log.read(offset, { maxRecords: 4 })
+      if (b.status === 'end') return { status: records.length === 0 ? 'end' : 'ok', records, nextSeq: offset + index }
+      if (b.status === 'truncated') {
+        if (records.length > 0) break // the gap is reported by the next call
+        return { status: 'truncated', records, nextSeq: b.nextOffset }
+      }
+      for (const r of b.records) {
+        if (edgeId !== undefined && r.clientId !== edgeId) {
+          offset = r.nextOffset; index = 0
+          if (++scanned >= scanLimit) { full = true; break }
+          continue
+        }
+        // Not always the previous chunk's nextOffset: a segment roll leaves a gap.
+        if (r.offset !== offset) { offset = r.offset; index = 0 }
+        const recs = this.chunkRecords(r) ?? []
+        this.chunks.add(r.offset, r.nextOffset)
+        const base = r.offset
+        const last = recs.length - 1
+        let i = index
+        for (; i <= last; i++) {
+          if (records.length >= maxRecords || scanned >= scanLimit) break
+          scanned++
+          const x = recs[i]
+          if (topic !== undefined && x.topic !== topic) continue
+          records.push({
+            seq: base + i,
+            // Past a chunk's last message a reader continues at the next log record.
+            nextSeq: i === last ? r.nextOffset : base + i + 1,
+            edgeId: r.clientId,
+            edgeOffset: x.offset,
+            timestampMs: x.timestampMs,
+            topic: x.topic,
+            qos: x.qos,
+            retain: x.retain,
+            payload: x.payload
+          })
+        }
+        if (i <= last) { index = i; full = true; break }
+        offset = r.nextOffset
+        index = 0
+        if (records.length >= maxRecords || scanned >= scanLimit) { full = true; break }
+      }
+    }
+    return { status: 'ok', records, nextSeq: offset + index }
+  }
+
+  // The log offset of the chunk holding `seq` (seq itself when it is a chunk start).
+  private async chunkStart (seq: number): Promise<number> {
+    const known = this.chunks.find(seq)
+    if (known !== -1) return known
+    // Not known (written before this open and not read since): find a chunk start at or before
+    // seq through the time index (a binary search on time: offsetForTime only returns record
+    // starts), then walk chunk by chunk, learning the starts on the way.
+    let from = Math.max(this.chunks.before(seq), this.log.stats().startOffset)
+    let lo = 0
+    let hi = Date.now() + 366 * 24 * 3600 * 1000
+    for (let step = 0; step < 64 && lo < hi; step++) {
+      const mid = Math.floor((lo + hi) / 2)
+      const at = await this.log.offsetForTime(mid)
+      if (at <= seq) { if (at > from) from = at; lo = mid + 1 } else hi = mid
+    }
+    for (;;) {
+      const b = await this.log.read(from, { maxRecords: 16 })
+      if (b.records.length === 0) return from
+      for (const r of b.records) {
+        this.chunks.add(r.offset, r.nextOffset)
+        if (seq < r.nextOffset) return r.offset
+      }
+      from = b.nextOffset
+    }
   }
 
   async read (fromSeq: number, limits?: StoreReadLimits): Promise<StoreReadBatch> {
-    const b = await this.log.read(fromSeq, { maxRecords: limits?.maxRecords ?? DEFAULT_MAX_RECORDS, maxBytes: limits?.maxBytes })
-    const records: StoredRecord[] = []
-    for (const r of b.records) {
-      const s = this.toStored(r)
-      if (s !== undefined) records.push(s)
-    }
-    return { status: b.status, records, nextSeq: b.nextOffset }
+    const max = limits?.maxRecords ?? DEFAULT_MAX_RECORDS
+    return await this.readChunks(fromSeq, max, max)
   }
 
   async readTopic (edgeId: string, topic: string, fromSeq: number, limits?: StoreReadLimits): Promise<StoreReadBatch> {
-    const want = edgeId + '/' + topic
-    const maxRecords = limits?.maxRecords ?? DEFAULT_MAX_RECORDS
-    const records: StoredRecord[] = []
-    let seq = fromSeq
-    let scanned = 0
-    let status: StoreReadBatch['status'] = 'ok'
-    while (records.length < maxRecords && scanned < TOPIC_SCAN_RECORDS) {
-      const b = await this.log.read(seq, { maxRecords: Math.min(1000, TOPIC_SCAN_RECORDS - scanned) })
-      if (b.status === 'end') { status = records.length === 0 ? 'end' : 'ok'; break }
-      if (b.status === 'truncated') { seq = b.nextOffset; continue }
-      for (const r of b.records) {
-        scanned++
-        seq = r.nextOffset
-        if (r.topic !== want) continue
-        const s = this.toStored(r)
-        if (s !== undefined) records.push(s)
-        if (records.length >= maxRecords) break
-      }
-    }
-    return { status, records, nextSeq: seq }
+    return await this.readChunks(fromSeq, limits?.maxRecords ?? DEFAULT_MAX_RECORDS, TOPIC_SCAN_RECORDS, edgeId, topic)
   }
 
   async waitForData (seq: number): Promise<void> {
@@ -268,7 +453,19 @@ export class EmbeddedCloudStore implements CloudStore {
   }
 
   async seqForTime (timeMs: number): Promise<number> {
-    return await this.log.offsetForTime(timeMs)
+    // A chunk's log timestamp is its newest message's: the first chunk at or after timeMs holds
+    // the first message at or after it (timestamps of one edge only increase).
+    const offset = await this.log.offsetForTime(timeMs)
+    const b = await this.log.read(offset, { maxRecords: 1 })
+    if (b.records.length === 0) return offset
+    const r = b.records[0]
+    const res = r.topic === r.clientId ? decodeFrame(r.payload) : undefined
+    if (res?.ok === true && res.frame.type === FrameType.BATCH) {
+      const recs = res.frame.records
+      this.chunks.add(r.offset, r.nextOffset)
+      for (let i = 0; i < recs.length; i++) if (recs[i].timestampMs >= timeMs) return r.offset + i
+    }
+    return r.nextOffset
   }
 
   async endSeq (): Promise<number> {
@@ -351,7 +548,7 @@ export class EmbeddedCloudStore implements CloudStore {
     const s = this.log.stats()
     let pending = 0
     for await (const _ of this.meta.scan(K_DL)) pending++ // eslint-disable-line @typescript-eslint/no-unused-vars
-    return { records: s.appendedRecords, bytes: s.bytesOnDisk, edges: this.committed.size, pendingDownlinks: pending }
+    return { records: this.messages, bytes: s.bytesOnDisk, edges: this.committed.size, pendingDownlinks: pending }
   }
 
   // Committed offsets + the log offset they are exact up to, in one atomic batch. Only offsets
@@ -365,6 +562,7 @@ export class EmbeddedCloudStore implements CloudStore {
     for (const s of this.inflightStarts) if (s < scanned) scanned = s
     const ops = [...this.committed].map(([edge, n]) => ({ type: 'put' as const, key: K_COMMITTED + edge, value: Buffer.from(String(n)) }))
     ops.push({ type: 'put', key: K_SCANNED, value: Buffer.from(String(scanned)) })
+    ops.push({ type: 'put', key: K_MESSAGES, value: Buffer.from(String(this.messages)) })
     this.checkpointing = this.checkpointing.then(async () => { await this.meta.batch(ops) }).catch((err: Error) => {
       this.dirty = true
       this.logger.warn({ err }, 'cloud store checkpoint failed (will retry)')

@@ -112,6 +112,7 @@ export async function openJetStreamStore (options: JetStreamStoreOptions): Promi
 export class JetStreamCloudStore implements CloudStore {
   readonly kind = 'jetstream'
   private readonly waiters: Array<() => void> = []
+  private readonly appendTails = new Map<string, Promise<unknown>>()
   private readonly wakeSub: Subscription
   private closed = false
 
@@ -129,7 +130,21 @@ export class JetStreamCloudStore implements CloudStore {
     this.wakeSub = nc.subscribe(`${names.uplinkPrefix}.*`, { callback: () => { this.wake() } })
   }
 
+  // The lease check and the write of one call run inside the edge's ordered section: if the
+  // check ran outside, a slow check (retried through a leader election) could let a later batch
+  // of the same edge reach the uplink first and be written past a hole (seen in the fault test).
   async appendBatch (edgeId: string, batch: AppendBatchInput, lease: Lease): Promise<AppendOutcome> {
+    const prev = this.appendTails.get(edgeId) ?? Promise.resolve()
+    const run = prev.then(async () => await this.appendNow(edgeId, batch, lease), async () => await this.appendNow(edgeId, batch, lease))
+    this.appendTails.set(edgeId, run)
+    try {
+      return await run
+    } finally {
+      if (this.appendTails.get(edgeId) === run) this.appendTails.delete(edgeId)
+    }
+  }
+
+  private async appendNow (edgeId: string, batch: AppendBatchInput, lease: Lease): Promise<AppendOutcome> {
     const holder = await retrying('lease check', this.retryBudgetMs, async () => await this.leases.check(lease))
     if (holder !== undefined) return { status: 'fenced', holder }
     const out = await this.uplink.append(edgeId, batch)

@@ -6,7 +6,12 @@ export const cloudSchema = {
   dataDir: { kind: 'string', default: './cloud-data', flag: 'data-dir', doc: 'Directory of the embedded store (commitlog + metadata)', nonEmpty: true },
   logLevel: { kind: 'enum', values: LOG_LEVELS, default: 'info', flag: 'log-level', doc: 'Log level' },
   nodeId: { kind: 'optionalString', default: undefined, flag: 'node-id', doc: 'This node\'s name in leases (default: host-pid)' },
-  store: { kind: 'string', default: 'embedded', flag: 'store', doc: 'Store: "embedded" (this node\'s data dir)' },
+  store: { kind: 'string', default: 'embedded', flag: 'store', doc: 'Store: "embedded" (this node\'s data dir) or a NATS JetStream cluster "nats://host:port,nats://host:port,..." (stateless node)' },
+  // 0 = automatic: 3 when the store lists 3+ NATS servers, else 1. Applies when the streams are
+  // created (the first node to start); existing streams keep theirs.
+  storeReplicas: { kind: 'int', min: 0, max: 5, default: 0, flag: 'store-replicas', doc: 'With a NATS store: replicas of streams and buckets (0 = 3 with 3+ servers, else 1)' },
+  // Lets several deployments (or tests) share one NATS account without clashing.
+  storePrefix: { kind: 'string', default: 'TRIB', flag: 'store-prefix', doc: 'With a NATS store: prefix of stream and bucket names', nonEmpty: true },
   edgeTokens: { kind: 'list', default: [], flag: 'edge-token', doc: 'EDGE=TOKEN accepted on the bridge, repeatable' },
   mqtt: {
     host: { kind: 'string', default: '0.0.0.0', flag: 'mqtt-host', doc: 'Address the MQTT listener for cloud apps binds to' },

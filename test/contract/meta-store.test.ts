@@ -8,6 +8,8 @@ import { LevelMetaStore } from '../../src/meta/level.js'
 import type { MetaStore } from '../../src/meta/types.js'
 import { isTributaryError } from '../../src/errors/index.js'
 import { tempDir } from '../helpers/net.js'
+import { JetStreamMetaStore } from '../../src/meta/jetstream.js'
+import { natsServerPath, startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 
 interface Impl {
   name: string
@@ -39,10 +41,31 @@ function levelImpl (): Impl {
   }
 }
 
+// JetStream KV (cloud sessions in a cluster): one nats-server, started on first use. Each open()
+// gets a fresh namespace; reopen() opens the last one again (its lock was released by close()).
+let nats: NatsCluster | undefined
+after(async () => { await nats?.stop() })
+function jetStreamImpl (): Impl {
+  let n = 0
+  let ns = ''
+  const openNs = async (): Promise<MetaStore> => {
+    nats ??= await startNatsCluster({ size: 1 })
+    return await JetStreamMetaStore.open({ servers: nats.urls, bucket: 'META_CONTRACT', namespace: ns, replicas: 1 })
+  }
+  return {
+    name: 'JetStreamMetaStore',
+    open: async () => { ns = `ns${++n}`; return await openNs() },
+    reopen: openNs
+  }
+}
+
 const impls: Array<() => Impl> = [
   () => ({ name: 'MemoryMetaStore', open: async () => new MemoryMetaStore() }),
   levelImpl
 ]
+// Without nats-server the JetStream implementation is left out, except under CI=true, where
+// its first test fails (startNatsCluster throws).
+if (natsServerPath() !== undefined || process.env.CI === 'true') impls.push(jetStreamImpl)
 
 for (const makeImpl of impls) {
   const impl = makeImpl()

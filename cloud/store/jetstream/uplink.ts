@@ -121,6 +121,10 @@ export class Uplink {
   private async writeFrom (edgeId: string, batch: AppendBatchInput, start: EdgeHead): Promise<number> {
     let head = start
     if (batch.toOffset <= head.committed) return 0
+    // A batch past the committed offset is legitimate only when the edge's retention deleted
+    // records it never replicated (disk cap; the edge counts them). Anything else would be a bug
+    // in call ordering (see JetStreamCloudStore.appendBatch): say so.
+    if (batch.fromOffset > head.committed) this.log.warn({ edgeId, fromOffset: batch.fromOffset, committed: head.committed }, 'batch starts past the committed offset (records dropped at the edge?)')
     const records = batch.records
     let i = 0
     while (i < records.length && (records[i] as BridgeRecord).offset < head.committed) i++
