@@ -45,7 +45,7 @@ test('deliveries of one publisher read reach a subscriber in a few writes, compl
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
   const sub = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId: 'corked-sub', reconnectPeriod: 0 })
-  const publisher = tcpConnect({ host: '127.0.0.1', port })
+  let publisher: Socket | undefined
   try {
     const received: string[] = []
     sub.on('message', (_topic, payload) => { received.push(payload.toString()) })
@@ -56,12 +56,14 @@ test('deliveries of one publisher read reach a subscriber in a few writes, compl
 
     // Raw publisher: CONNECT, then all PUBLISH packets in one write, so the broker parses them
     // from one socket read.
-    await new Promise<void>((resolve) => publisher.once('connect', () => { resolve() }))
-    publisher.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'corked-pub', clean: true, keepalive: 0 }))
-    await new Promise<void>((resolve) => publisher.once('data', () => { resolve() })) // CONNACK
+    const pub = tcpConnect({ host: '127.0.0.1', port })
+    publisher = pub
+    await new Promise<void>((resolve, reject) => { pub.once('connect', () => { resolve() }); pub.once('error', reject) })
+    pub.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'corked-pub', clean: true, keepalive: 0 }))
+    await new Promise<void>((resolve) => pub.once('data', () => { resolve() })) // CONNACK
     const writesBefore = subSide.writes
     const packets = Array.from({ length: MESSAGES }, (_, i) => mqttPacket.generate({ cmd: 'publish', topic: 'corked/t', payload: Buffer.from(`m${i}`), qos: 0, dup: false, retain: false }))
-    publisher.write(Buffer.concat(packets))
+    pub.write(Buffer.concat(packets))
 
     await waitFor('all deliveries', () => received.length >= MESSAGES, 10_000)
     assert.deepEqual(received, Array.from({ length: MESSAGES }, (_, i) => `m${i}`))
@@ -70,7 +72,7 @@ test('deliveries of one publisher read reach a subscriber in a few writes, compl
     // deliveries. A handful leaves room for the read being split by the kernel.
     assert.ok(writes <= 5, `expected the ${MESSAGES} deliveries in at most 5 writes, got ${writes}`)
   } finally {
-    publisher.destroy()
+    publisher?.destroy()
     await sub.endAsync(true)
     await broker.close()
     await new Promise<void>((resolve) => server.close(() => { resolve() }))
