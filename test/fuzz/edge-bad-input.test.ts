@@ -56,8 +56,24 @@ async function rawSocket (): Promise<Socket> {
   return sock
 }
 
+// The broker must close a misbehaving connection; 10 s is far beyond any close it does on its own
+// (a failure here is a broker that left the connection open, reported as such, not a test hang).
 async function closedByBroker (sock: Socket): Promise<void> {
-  await new Promise<void>((resolve) => { if (sock.destroyed) resolve(); else sock.once('close', () => { resolve() }) })
+  await new Promise<void>((resolve, reject) => {
+    if (sock.destroyed) { resolve(); return }
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('the broker did not close the connection within 10 s')) }, 10_000)
+    sock.once('close', () => { clearTimeout(timer); resolve() })
+  })
+}
+
+// Sends CONNECT and waits for the CONNACK (0x20), so what follows is read by a connected session.
+async function connected (sock: Socket): Promise<void> {
+  const connack = new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer): void => { if (chunk[0] === 0x20) { sock.off('data', onData); resolve() } }
+    sock.on('data', onData)
+  })
+  sock.write(CONNECT)
+  await connack
 }
 
 async function logged (code: string): Promise<void> {
@@ -97,7 +113,7 @@ test('an oversize WebSocket message is refused', async () => {
 
 test('a bad remaining length (5 continuation bytes) is malformed: closed and logged', async () => {
   const sock = await rawSocket()
-  sock.write(CONNECT)
+  await connected(sock)
   sock.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))
   await closedByBroker(sock)
   await logged('TRIB_ERR_MQTT_MALFORMED')
