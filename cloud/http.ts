@@ -1,11 +1,11 @@
 // HTTP of a cloud node: GET /healthz (process up), /readyz (store open and listeners up),
 // /metrics (Prometheus), /stats (JSON), /replay (a topic from an offset or a time, JSON).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../src/log/index.js'
 import type { CloudStats } from './metrics.js'
 import type { CloudStore } from './store/types.js'
+import { listenHttp } from '../src/metrics/http-server.js'
 
 // A replay request returns at most this many records; the response says where to continue.
 const MAX_REPLAY_RECORDS = 10_000
@@ -82,17 +82,6 @@ export async function startCloudHttp (host: string, port: number, deps: { regist
       if (!res.headersSent) json(res, 500, { error: err.message })
     })
   })
-  server.keepAliveTimeout = 5_000
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
-  return {
-    port: (server.address() as AddressInfo).port,
-    setReady: (r) => { ready = r },
-    close: async () => {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-    }
-  }
+  const listening = await listenHttp(server, host, port)
+  return { port: listening.port, setReady: (r) => { ready = r }, close: listening.close }
 }

@@ -1,8 +1,8 @@
 // A tiny HTTP server for operators: GET /healthz (200 while running, 503 while shutting down)
 // and GET /metrics (Prometheus text format).
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
+import { listenHttp } from '../src/metrics/http-server.js'
 
 export interface HealthServer {
   port: number
@@ -28,18 +28,6 @@ export async function startHealthServer (host: string, port: number, registry: R
     }
     res.writeHead(404).end()
   })
-  // Scrapers and probes are few: keep idle keep-alive sockets from holding the server open.
-  server.keepAliveTimeout = 5_000
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
-  return {
-    port: (server.address() as AddressInfo).port,
-    setReady: (r) => { ready = r },
-    close: async () => {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-    }
-  }
+  const listening = await listenHttp(server, host, port)
+  return { port: listening.port, setReady: (r) => { ready = r }, close: listening.close }
 }
