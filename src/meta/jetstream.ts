@@ -23,7 +23,7 @@ import { Kvm, type KV } from '@nats-io/kv'
 import { isTributaryError, tributaryError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { silentLogger } from '../log/index.js'
-import { checkBatch, compareUtf8 } from './ops.js'
+import { checkBatch, scanMap } from './ops.js'
 import type { MetaOp, MetaStore, MetaWriteOptions } from './types.js'
 
 export interface JetStreamMetaStoreOptions {
@@ -227,13 +227,7 @@ export class JetStreamMetaStore implements MetaStore {
   async * scan (prefix: string): AsyncIterable<[string, Buffer]> {
     this.assertOpen()
     await this.tail
-    const keys: string[] = []
-    for (const key of this.data.keys()) if (key.startsWith(prefix)) keys.push(key)
-    keys.sort(compareUtf8)
-    for (const key of keys) {
-      const value = this.data.get(key)
-      if (value !== undefined) yield [key, Buffer.from(value)]
-    }
+    yield * scanMap(this.data, prefix)
   }
 
   async close (): Promise<void> {

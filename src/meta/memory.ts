@@ -4,7 +4,7 @@
 // validated before any of it is applied (atomic), and everything fails after close().
 import { tributaryError } from '../errors/index.js'
 import type { MetaOp, MetaStore, MetaWriteOptions } from './types.js'
-import { checkBatch, compareUtf8 } from './ops.js'
+import { checkBatch, scanMap } from './ops.js'
 
 export class MemoryMetaStore implements MetaStore {
   private readonly data = new Map<string, Buffer>()
@@ -35,15 +35,7 @@ export class MemoryMetaStore implements MetaStore {
 
   async * scan (prefix: string): AsyncIterable<[string, Buffer]> {
     this.assertOpen()
-    const keys: string[] = []
-    for (const key of this.data.keys()) if (key.startsWith(prefix)) keys.push(key)
-    keys.sort(compareUtf8)
-    for (const key of keys) {
-      const value = this.data.get(key)
-      // A key deleted while the scan was paused is skipped, as a LevelDB snapshot would not be:
-      // callers must not rely on either (the contract promises only order).
-      if (value !== undefined) yield [key, Buffer.from(value)]
-    }
+    yield * scanMap(this.data, prefix)
   }
 
   async close (): Promise<void> {

@@ -23,3 +23,16 @@ export function checkBatch (ops: readonly MetaOp[]): void {
 export function compareUtf8 (a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
 }
+
+// Prefix scan over an in-memory map, in LevelDB's key order (UTF-8 bytes), with copied values.
+// A key deleted while the scan is paused is skipped (a LevelDB snapshot would still return it:
+// callers must not rely on either; the contract promises only order).
+export function * scanMap (data: ReadonlyMap<string, Uint8Array>, prefix: string): Generator<[string, Buffer]> {
+  const keys: string[] = []
+  for (const key of data.keys()) if (key.startsWith(prefix)) keys.push(key)
+  keys.sort(compareUtf8)
+  for (const key of keys) {
+    const value = data.get(key)
+    if (value !== undefined) yield [key, Buffer.from(value)]
+  }
+}
