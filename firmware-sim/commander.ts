@@ -11,6 +11,10 @@ import { nowMs } from './payload.js'
 // A command without a reply after this long is counted as timed out (and forgotten, so the
 // outstanding map stays bounded).
 const COMMAND_TIMEOUT_MS = 10_000
+// The commander's MQTT keepalive: it may send nothing for long stretches (a low command rate), so
+// keepAlive() pings within this period [MQTT-3.1.2-23] or the broker would drop it after 1.5x.
+const KEEPALIVE_SEC = 60
+const CONNECT_TIMEOUT_MS = 10_000
 
 export class Commander implements LinkOwner {
   readonly rttUs = newLatencyHistogram()
@@ -32,7 +36,7 @@ export class Commander implements LinkOwner {
     await new Promise<void>((resolve, reject) => {
       this.ready = resolve
       this.failed = reject
-      this.link.open(this.target, { clientId: this.clientId, clean: true, keepaliveSec: 60 }, Date.now())
+      this.link.open(this.target, { clientId: this.clientId, clean: true, keepaliveSec: KEEPALIVE_SEC }, Date.now())
     })
   }
 
@@ -54,6 +58,14 @@ export class Commander implements LinkOwner {
       if (now - at < COMMAND_TIMEOUT_MS) break // insertion order = send order
       this.outstanding.delete(id)
       this.timedOut++
+    }
+  }
+
+  // Run periodically (the simulator's 100 ms status tick): sends PINGREQ when due, closes a dead link.
+  keepAlive (nowWallMs: number): void {
+    if (this.link.checkKeepalive(nowWallMs, KEEPALIVE_SEC * 1000, CONNECT_TIMEOUT_MS) === 'dead') {
+      this.log.warn('command link silent for 1.5 keepalives: closed')
+      this.link.close('keepalive timeout')
     }
   }
 

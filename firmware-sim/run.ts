@@ -111,6 +111,7 @@ export async function runSim (opts: SimRunOptions, log: Logger): Promise<SimRepo
           if (d.state === 'online') commander.send(d.id, Math.round((rng() - 0.5) * 20) / 10)
         }
         commander.expire(performance.timeOrigin + performance.now())
+        commander.keepAlive(now)
       }
       if (opts.onStatus !== undefined && now - lastStatusAt >= opts.statusIntervalMs) {
         lastStatusAt = now

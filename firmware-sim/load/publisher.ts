@@ -117,6 +117,9 @@ export class LoadPublisher extends RawConnection {
       this.sendSlot(slot)
       return true
     }
+    // A slot is reused RING_SLOTS packets later; the socket holds a reference (not a copy) until
+    // the bytes are written, so refuse (backlog) while more than the other slots are still queued.
+    if (this.socket.writableLength > (this.slots.length - 1) * this.slots[0].length) return false
     const buf = this.slots[this.ringNext]
     this.ringNext = this.ringNext + 1 === this.slots.length ? 0 : this.ringNext + 1
     this.stamp(buf, this.payloadAt, nowMs())
