@@ -14,7 +14,7 @@
 // The cloud-wide sequence of a message is `chunk log offset + index in the chunk` (opaque to
 // callers, increasing in store order, unique: a chunk spans more log bytes than it has messages).
 // A sequence inside a chunk (a read that stopped mid-chunk, a replay from one message) needs the
-// chunk's start: `ChunkStarts` keeps the starts of chunks written or read since open (8 bytes per
+// chunk's start: `ChunkStarts` keeps the starts of chunks written or read since open (16 bytes per
 // ~1,000 messages), and finds older ones through the log's time index.
 //
 // Crash safety: an append is acked (committedOffset) only after the log reports it durable. The
@@ -28,7 +28,7 @@ import { isTributaryError, tributaryError } from '../../src/errors/index.js'
 import type { Logger } from '../../src/log/index.js'
 import {
   decodeBatchHeader, decodeFrame, encodeBatch, encodeBatchRaw, FrameType, LazyBatchFrame, recordEnd,
-  recordOffsetAt, recordTimestampAt, type BridgeRecord, type QoSLevel
+  recordOffsetAt, recordTimestampAt, type QoSLevel
 } from '../../src/protocol/bridge-frames.js'
 import { LeaseTable } from './leases.js'
 import type {
@@ -101,10 +101,14 @@ class ChunkStarts {
     }
   }
 
-  // The start of the known chunk holding seq, or -1.
+  // Where a read for seq starts: the start of the known chunk holding seq, or seq itself when it
+  // is a known chunk's end (the next chunk's start, or the end of a segment, where the log's read
+  // continues in the next segment); else -1.
   find (seq: number): number {
     const i = this.lowerBound(seq + 1) - 1
-    return i >= 0 && seq < this.nexts[i] ? this.starts[i] : -1
+    if (i >= 0 && seq < this.nexts[i]) return this.starts[i]
+    if (i >= 0 && seq === this.nexts[i]) return seq
+    return -1
   }
 
   // The greatest known start at or before seq, or -1.
@@ -281,7 +285,8 @@ export class EmbeddedCloudStore implements CloudStore {
     const toOffset = Math.max(batch.toOffset, upTo)
     let startLogOffset = -1
     try {
-      if (raw.count > 0 && raw.count <= CHUNK_MAX_RECORDS && buf.length <= this.chunkMaxBytes && batch.toOffset >= upTo) {
+      // As is: the frame names this edge (the session checked it; the recovery scan relies on it).
+      if (raw.count > 0 && raw.count <= CHUNK_MAX_RECORDS && buf.length <= this.chunkMaxBytes && batch.toOffset >= upTo && batch.edgeId === edgeId) {
         let at = raw.recordsAt
         let maxTs = 0
         for (let i = 0; i < raw.count; i++) { const ts = recordTimestampAt(buf, at); if (ts > maxTs) maxTs = ts; at = recordEnd(buf, at) }
@@ -348,14 +353,6 @@ export class EmbeddedCloudStore implements CloudStore {
     return this.committed.get(edgeId) ?? 0
   }
 
-  // The messages of one chunk; undefined for a log record that is not a chunk (cannot happen
-  // unless someone else wrote into this log: skipped).
-  private chunkRecords (r: LogRecord): BridgeRecord[] | undefined {
-    if (r.topic !== r.clientId) return undefined
-    const res = decodeFrame(r.payload)
-    return res.ok && res.frame.type === FrameType.BATCH ? res.frame.records : undefined
-  }
-
   // Messages from `fromSeq` in store order, at most `maxRecords`, optionally only those of one
   // edge and topic; `scanLimit` bounds the messages examined (a filtered read skips most).
   private async readChunks (fromSeq: number, maxRecords: number, scanLimit: number, edgeId?: string, topic?: string): Promise<StoreReadBatch> {
@@ -363,7 +360,8 @@ export class EmbeddedCloudStore implements CloudStore {
     const endOffset = this.log.stats().endOffset
     if (fromSeq >= endOffset) return { status: 'end', records, nextSeq: fromSeq }
     let offset = fromSeq < this.log.stats().startOffset ? fromSeq : await this.chunkStart(fromSeq)
-    let index = fromSeq - offset
+    // offset > fromSeq: fromSeq is the end of a segment's last chunk, offset the next chunk.
+    let index = Math.max(0, fromSeq - offset)
     let scanned = 0
     let full = false
     while (!full) {
@@ -381,27 +379,40 @@ export class EmbeddedCloudStore implements CloudStore {
         }
         // Not always the previous chunk's nextOffset: a segment roll leaves a gap.
         if (r.offset !== offset) { offset = r.offset; index = 0 }
-        const recs = this.chunkRecords(r) ?? []
         this.chunks.add(r.offset, r.nextOffset)
+        // Messages are read straight from the chunk's bytes (one object each). The chunk was
+        // checked when it was stored and the log checks its CRC; a record that is not a chunk
+        // (cannot happen unless someone else wrote into this log) is skipped.
+        const buf = r.payload
+        const h = r.topic === r.clientId ? decodeBatchHeader(buf) : undefined
+        const count = h === undefined ? 0 : h.count
         const base = r.offset
-        const last = recs.length - 1
-        let i = index
+        const last = count - 1
+        let at = h === undefined ? 0 : h.recordsAt
+        let i = 0
+        for (; i < index && i <= last; i++) at = recordEnd(buf, at)
         for (; i <= last; i++) {
           if (records.length >= maxRecords || scanned >= scanLimit) break
           scanned++
-          const x = recs[i]
-          if (topic !== undefined && x.topic !== topic) continue
+          const tAt = at + 28
+          const tEnd = tAt > buf.length ? buf.length : tAt + buf.readUInt16BE(at + 26)
+          const pEnd = tEnd + 4 > buf.length ? Infinity : tEnd + 4 + buf.readUInt32BE(tEnd)
+          if (pEnd > buf.length) { i = last + 1; break } // not a well-formed chunk: skipped
+          const start = at
+          at = pEnd
+          const t = buf.toString('utf8', tAt, tEnd)
+          if (topic !== undefined && t !== topic) continue
           records.push({
             seq: base + i,
             // Past a chunk's last message a reader continues at the next log record.
             nextSeq: i === last ? r.nextOffset : base + i + 1,
             edgeId: r.clientId,
-            edgeOffset: x.offset,
-            timestampMs: x.timestampMs,
-            topic: x.topic,
-            qos: x.qos,
-            retain: x.retain,
-            payload: x.payload
+            edgeOffset: recordOffsetAt(buf, start),
+            timestampMs: recordTimestampAt(buf, start),
+            topic: t,
+            qos: buf[start + 24] as QoSLevel,
+            retain: buf[start + 25] === 1,
+            payload: buf.subarray(tEnd + 4, pEnd)
           })
         }
         if (i <= last) { index = i; full = true; break }

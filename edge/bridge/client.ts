@@ -424,6 +424,9 @@ export class BridgeClient {
     }
   }
 
+  // Edge log offset up to which the cloud holds everything (cheap: no log read, unlike status()).
+  get ackedOffset (): number { return this.acked }
+
   status (): BridgeStatus {
     const end = this.log.endOffset
     const lagBytes = Math.max(0, end - this.acked)

@@ -205,14 +205,16 @@ export function encodeFrame (frame: BridgeFrame): Buffer {
   }
 }
 
-// The hot path: one buffer, sized up front, for `count` records of `records` (the caller may
-// reuse a larger array). Topic byte lengths are measured once.
-export function encodeBatch (edgeId: string, fromOffset: number, toOffset: number, records: readonly BridgeRecord[], count: number): Buffer {
+// The hot path: one buffer, sized up front, for the `count` records of `records` starting at
+// index `first` (the caller may reuse a larger array, or encode a slice of one without copying
+// it). Topic byte lengths are measured once.
+export function encodeBatch (edgeId: string, fromOffset: number, toOffset: number, records: readonly BridgeRecord[], count: number, first = 0): Buffer {
   const idLen = Buffer.byteLength(edgeId)
   checkStrLen('edgeId', idLen)
   checkU53('fromOffset', fromOffset); checkU53('toOffset', toOffset)
+  const end = first + count
   let size = HEADER_BYTES + 2 + idLen + 16 + 4
-  for (let i = 0; i < count; i++) {
+  for (let i = first; i < end; i++) {
     const r = records[i]
     size += RECORD_FIXED_BYTES + Buffer.byteLength(r.topic) + r.payload.length
   }
@@ -221,7 +223,7 @@ export function encodeBatch (edgeId: string, fromOffset: number, toOffset: numbe
   at = writeU53(buf, fromOffset, at)
   at = writeU53(buf, toOffset, at)
   buf.writeUInt32BE(count, at); at += 4
-  for (let i = 0; i < count; i++) {
+  for (let i = first; i < end; i++) {
     const r = records[i]
     at = writeU53(buf, r.offset, at)
     at = writeU53(buf, r.nextOffset, at)
@@ -243,6 +245,20 @@ export function batchRecordBytes (topicBytes: number, payloadBytes: number): num
 }
 export function batchOverheadBytes (edgeId: string): number {
   return HEADER_BYTES + 2 + Buffer.byteLength(edgeId) + 16 + 4
+}
+
+export interface BatchHeader { edgeId: string, fromOffset: number, toOffset: number, count: number, recordsAt: number }
+
+// The header of a BATCH frame without decoding its records (the cloud store's recovery scan
+// needs only the range). Undefined when `buf` does not start like a BATCH frame.
+export function decodeBatchHeader (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): BatchHeader | undefined {
+  if (buf.length < HEADER_BYTES || buf[0] !== MAGIC0 || buf[1] !== MAGIC1 || buf[2] !== BRIDGE_PROTOCOL_VERSION || buf[3] !== FrameType.BATCH) return undefined
+  const r = new Reader(buf)
+  const edgeId = r.str('edgeId', limits.maxStringBytes)
+  const fromOffset = r.u53('fromOffset')
+  const toOffset = r.u53('toOffset')
+  const count = r.u32('count')
+  return r.error === undefined ? { edgeId, fromOffset, toOffset, count, recordsAt: r.at } : undefined
 }
 
 // A cursor over one frame; every read checks the bounds and fails by setting `error`.
@@ -407,6 +423,110 @@ function decodeBatchBody (r: Reader, limits: FrameLimits): BatchFrame | undefine
     records[i] = { offset, nextOffset, timestampMs, qos, retain, topic, payload }
   }
   return { type: FrameType.BATCH, edgeId, fromOffset, toOffset, records }
+}
+
+// ---------------------------------------------------------------- BATCH without record objects
+// The cloud's hot path: a BATCH is validated exactly as decodeFrame does, but no object is built
+// per record; the embedded store copies record bytes as they are. `records` decodes on first use
+// (stores that need objects, replayed batches).
+
+export interface ScannedBatch {
+  buf: Buffer // the whole frame
+  recordsAt: number // byte position of the first record
+  count: number
+  firstOffset: number // edge offset of the first record (toOffset when there is none)
+  payloadBytes: number
+}
+
+export class LazyBatchFrame implements BatchFrame {
+  readonly type = FrameType.BATCH
+  private decoded: BridgeRecord[] | undefined
+  constructor (readonly edgeId: string, readonly fromOffset: number, readonly toOffset: number, readonly raw: ScannedBatch, private readonly limits: FrameLimits) {}
+
+  get records (): BridgeRecord[] {
+    if (this.decoded === undefined) {
+      const res = decodeFrame(this.raw.buf, this.limits)
+      // scanBatchFrame accepted these bytes, so decodeFrame does too.
+      this.decoded = res.ok && res.frame.type === FrameType.BATCH ? res.frame.records : []
+    }
+    return this.decoded
+  }
+}
+
+// Like decodeFrame for a BATCH frame (same checks, same errors), without per-record objects.
+export function scanBatchFrame (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): { ok: true, frame: LazyBatchFrame } | { ok: false, error: string } {
+  if (buf.length > limits.maxFrameBytes) return { ok: false, error: `frame of ${buf.length} bytes exceeds the limit of ${limits.maxFrameBytes}` }
+  if (buf.length < HEADER_BYTES) return { ok: false, error: 'frame shorter than its header' }
+  if (buf[0] !== MAGIC0 || buf[1] !== MAGIC1) return { ok: false, error: 'not a bridge frame (bad magic)' }
+  if (buf[2] !== BRIDGE_PROTOCOL_VERSION) return { ok: false, error: `unsupported protocol version ${buf[2]}` }
+  if (buf[3] !== FrameType.BATCH) return { ok: false, error: `frame type ${buf[3]} is not BATCH` }
+  const r = new Reader(buf)
+  const edgeId = r.str('edgeId', limits.maxStringBytes)
+  const fromOffset = r.u53('fromOffset')
+  const toOffset = r.u53('toOffset')
+  const count = r.u32('count')
+  if (r.error !== undefined) return { ok: false, error: r.error }
+  if (toOffset < fromOffset) return { ok: false, error: `batch toOffset ${toOffset} is before fromOffset ${fromOffset}` }
+  if (count > limits.maxRecordsPerBatch) return { ok: false, error: `batch of ${count} records exceeds the limit of ${limits.maxRecordsPerBatch}` }
+  if (count * RECORD_FIXED_BYTES > buf.length - r.at) return { ok: false, error: `batch count ${count} does not fit the frame` }
+  const recordsAt = r.at
+  let at = r.at
+  let prev = fromOffset
+  let payloadBytes = 0
+  const end = buf.length
+  for (let i = 0; i < count; i++) {
+    if (at + 28 > end) return { ok: false, error: 'truncated frame reading a record header' } // offsets, timestamp, qos, flags, topic length
+    const offHi = buf.readUInt32BE(at)
+    const nextHi = buf.readUInt32BE(at + 8)
+    const tsHi = buf.readUInt32BE(at + 16)
+    if (offHi >= 0x20_0000) return { ok: false, error: 'record offset exceeds 2^53' }
+    if (nextHi >= 0x20_0000) return { ok: false, error: 'record nextOffset exceeds 2^53' }
+    if (tsHi >= 0x20_0000) return { ok: false, error: 'record timestamp exceeds 2^53' }
+    const offset = offHi * TWO_32 + buf.readUInt32BE(at + 4)
+    const nextOffset = nextHi * TWO_32 + buf.readUInt32BE(at + 12)
+    const qos = buf[at + 24]
+    const flags = buf[at + 25]
+    if (qos > 2) return { ok: false, error: `record qos ${qos} is not 0, 1 or 2` }
+    if (flags > 1) return { ok: false, error: `record flags has unknown bits ${flags}` }
+    const tLen = buf.readUInt16BE(at + 26)
+    if (tLen > limits.maxTopicBytes) return { ok: false, error: `record topic is ${tLen} bytes, over the limit of ${limits.maxTopicBytes}` }
+    at += 28 + tLen
+    if (at + 4 > end) return { ok: false, error: at > end ? 'truncated frame reading record topic' : 'truncated frame reading record payload' }
+    const pLen = buf.readUInt32BE(at)
+    at += 4
+    if (at + pLen > end) return { ok: false, error: 'truncated frame reading record payload' }
+    at += pLen
+    payloadBytes += pLen
+    if (offset < prev || nextOffset <= offset || nextOffset > toOffset) {
+      return { ok: false, error: `record ${i} offsets [${offset}, ${nextOffset}) out of order in batch [${fromOffset}, ${toOffset})` }
+    }
+    prev = nextOffset
+  }
+  if (at !== end) return { ok: false, error: `${end - at} trailing bytes after frame` }
+  const firstOffset = count === 0 ? toOffset : buf.readUInt32BE(recordsAt) * TWO_32 + buf.readUInt32BE(recordsAt + 4)
+  return { ok: true, frame: new LazyBatchFrame(edgeId, fromOffset, toOffset, { buf, recordsAt, count, firstOffset, payloadBytes }, limits) }
+}
+
+// Record walking over a frame scanBatchFrame accepted (no bounds checks: already done).
+export function recordEnd (buf: Buffer, at: number): number {
+  const t = at + 28 + buf.readUInt16BE(at + 26)
+  return t + 4 + buf.readUInt32BE(t)
+}
+export function recordOffsetAt (buf: Buffer, at: number): number { return buf.readUInt32BE(at) * TWO_32 + buf.readUInt32BE(at + 4) }
+export function recordTimestampAt (buf: Buffer, at: number): number { return buf.readUInt32BE(at + 16) * TWO_32 + buf.readUInt32BE(at + 20) }
+
+// A BATCH frame made of `count` already encoded records (bytes [start, end) of `src`).
+export function encodeBatchRaw (edgeId: string, fromOffset: number, toOffset: number, src: Buffer, start: number, end: number, count: number): Buffer {
+  const idLen = Buffer.byteLength(edgeId)
+  checkStrLen('edgeId', idLen)
+  checkU53('fromOffset', fromOffset); checkU53('toOffset', toOffset)
+  const buf = header(HEADER_BYTES + 2 + idLen + 16 + 4 + (end - start), FrameType.BATCH)
+  let at = writeStr(buf, edgeId, idLen, HEADER_BYTES)
+  at = writeU53(buf, fromOffset, at)
+  at = writeU53(buf, toOffset, at)
+  buf.writeUInt32BE(count, at); at += 4
+  src.copy(buf, at, start, end)
+  return buf
 }
 
 export function frameTypeName (type: number): string {

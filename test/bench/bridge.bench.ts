@@ -23,7 +23,7 @@ import { startCloudProcess } from '../helpers/cloud-process.js'
 import { startEdge } from '../helpers/edge-process.js'
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
 import { tempDir, waitFor } from '../helpers/net.js'
-import { simReport } from './broker-procs.js'
+import { cpuSeconds, simReport } from './broker-procs.js'
 import { natsLeafDrain, natsServerPath } from './bridge-nats-peer.js'
 
 const N = Number(process.env.BENCH_BRIDGE_N ?? 1_000_000)
@@ -35,12 +35,12 @@ const PAYLOAD = 100
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-export async function tributaryDrain (): Promise<{ seconds: number, appendSeconds: number }> {
+export async function tributaryDrain (): Promise<{ seconds: number, appendSeconds: number, edgeCpu: number, cloudCpu: number }> {
   const edir = await tempDir('bench-drain-edge')
   const cdir = await tempDir('bench-drain-cloud')
   const external = process.env.BENCH_BRIDGE_CLOUD_URL // a cloud started by hand (profiling)
   const cloud = external !== undefined
-    ? { bridgeUrl: external, kill: async () => {} }
+    ? { bridgeUrl: external, kill: async () => {}, child: { pid: undefined } }
     : await startCloudProcess(['--data-dir', cdir.path, '--mqtt-port', '0', '--bridge-port', '0', '--http-port', '0', '--edge-token', 'e=t', '--log-level', 'warn'])
   const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 64 * 1024 * 1024, flushPolicy: 'interval', flushIntervalMs: 5, maxRecordBytes: 1024 * 1024 + 65536, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
   try {
@@ -59,14 +59,20 @@ export async function tributaryDrain (): Promise<{ seconds: number, appendSecond
       meta: new MemoryMetaStore(),
       logger: silentLogger(),
       publishLocal: (_m, _a, done) => { done() },
-      settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'e', cloudToken: 't', forward: ['#'], batchMaxBytes: 1024 * 1024, batchMaxRecords: 16_384, windowBatches: 32, rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 5000, heartbeatTimeoutMs: 15_000, backoffMinMs: 100, backoffMaxMs: 1000, connectTimeoutMs: 10_000, checkpointIntervalMs: 1000 }
+      settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'e', cloudToken: 't', forward: ['#'], batchMaxBytes: Number(process.env.BENCH_BRIDGE_BATCH_BYTES ?? 1024 * 1024), batchMaxRecords: Number(process.env.BENCH_BRIDGE_BATCH_RECORDS ?? 16_384), windowBatches: Number(process.env.BENCH_BRIDGE_WINDOW ?? 32), rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 5000, heartbeatTimeoutMs: 15_000, backoffMinMs: 100, backoffMaxMs: 1000, connectTimeoutMs: 10_000, checkpointIntervalMs: 1000 }
     })
+    // CPU seconds of each side during the drain: which one bounds it.
+    const cloudPid = cloud.child.pid
+    const cloudCpu0 = cloudPid === undefined ? NaN : cpuSeconds(cloudPid)
+    const edgeCpu0 = process.cpuUsage()
     const t1 = performance.now()
     await bridge.start()
     await waitFor('drain', () => bridge.ackedOffset >= end, 600_000, 5)
     const seconds = (performance.now() - t1) / 1000
+    const e = process.cpuUsage(edgeCpu0)
+    const cloudCpu = cloudPid === undefined ? NaN : cpuSeconds(cloudPid) - cloudCpu0
     await bridge.close()
-    return { seconds, appendSeconds }
+    return { seconds, appendSeconds, edgeCpu: (e.user + e.system) / 1e6, cloudCpu }
   } finally {
     await log.close()
     await cloud.kill()
@@ -118,8 +124,10 @@ async function mosquittoDrain (bin: string): Promise<{ seconds: number, received
     const c = counter(sub, N)
     await publishFast(edge.url, N - 1, 0) // + 'devices/last' = N
     const t0 = performance.now()
-    const timeout = sleep(300_000).then(() => NaN)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<number>((resolve) => { timer = setTimeout(() => { resolve(NaN) }, 300_000) })
     const t1 = await Promise.race([c.done, timeout])
+    clearTimeout(timer) // a pending 5-minute timer would keep the benchmark process alive
     await sub.endAsync()
     return { seconds: (t1 - t0) / 1000, received: c.count() }
   } finally {
@@ -294,7 +302,7 @@ export async function run (): Promise<string> {
     const parts: string[] = []
     if (want('drain')) {
       const td = await tributaryDrain()
-      put('drain.trib', td.seconds); parts.push(`tributary drain ${f(td.seconds)} s`)
+      put('drain.trib', td.seconds); parts.push(`tributary drain ${f(td.seconds)} s (CPU edge ${f(td.edgeCpu)} s, cloud ${f(td.cloudCpu)} s)`)
     }
     if (want('mosquitto-drain') && bin !== undefined) {
       const md = await mosquittoDrain(bin)
