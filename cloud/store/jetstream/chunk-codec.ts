@@ -55,15 +55,8 @@ export function encodeChunk (records: readonly BridgeRecord[], start: number, en
   return buf
 }
 
-export interface ChunkRecord {
-  offset: number
-  nextOffset: number
-  timestampMs: number
-  qos: QoSLevel
-  retain: boolean
-  topic: string
-  payload: Buffer // a view into the chunk buffer (no copy)
-}
+// A bridge record whose payload is a view into the chunk buffer (no copy).
+export type ChunkRecord = BridgeRecord
 
 export function decodeChunk (buf: Buffer): ChunkRecord[] | undefined {
   if (buf.length < CHUNK_HEADER_BYTES || buf.readUInt8(0) !== CHUNK_VERSION) return undefined
