@@ -17,6 +17,7 @@ import { CommitLog } from '../src/commitlog/index.js'
 import { LevelMetaStore } from '../src/meta/level.js'
 import { createPersistence } from '../src/mqtt/persistence.js'
 import { recordAppended } from '../src/mqtt/record-offsets.js'
+import { RoutingWatermark } from '../src/mqtt/routing-watermark.js'
 import { createBroker } from '../src/mqtt/broker.js'
 import { startListeners } from './listeners.js'
 import { startHealthServer, type HealthServer } from './http.js'
@@ -103,7 +104,9 @@ async function runEdge (config: EdgeConfig, rootLogger: Logger, proc: SignalSour
     await log.close()
     throw err
   }
-  const persistence = createPersistence({ log, meta, logger: logger.child({ component: 'persistence' }) })
+  // Session cursors are never persisted past a record aedes has not routed yet (routing-watermark.ts).
+  const watermark = new RoutingWatermark()
+  const persistence = createPersistence({ log, meta, logger: logger.child({ component: 'persistence' }), watermark })
   const metrics = createEdgeMetrics()
   metrics.gauge('tributary_edge_log_end_offset', 'Commitlog end offset (bytes)', () => log.endOffset)
   metrics.gauge('tributary_edge_log_durable_offset', 'Commitlog durable offset (bytes)', () => log.durableOffset)
@@ -118,9 +121,10 @@ async function runEdge (config: EdgeConfig, rootLogger: Logger, proc: SignalSour
       persistence,
       config: config.limits,
       logger: logger.child({ component: 'broker' }),
-      onAppended: recordAppended,
+      onAppended: (packet, result) => { recordAppended(packet, result); watermark.onAppended(packet, result) },
       observeAckSeconds: metrics.observeAckSeconds
     })
+    broker.aedes.on('publish', watermark.onPublished)
     metrics.attach(broker)
     listeners = await startListeners(config.mqtt, config.limits.maxPacketBytes, broker.handle, logger.child({ component: 'listeners' }))
     if (config.http.port >= 0) health = await startHealthServer(config.mqtt.host, config.http.port, metrics.registry)

@@ -33,6 +33,9 @@ export interface PersistenceOptions {
   // How often changed session cursors are written to the MetaStore. A crash replays the QoS 1
   // messages acked in the last interval (QoS 1 is at-least-once: allowed); lower = more writes.
   cursorFlushMs?: number
+  // Lowest offset aedes may still route (see routing-watermark.ts): cursors are never persisted
+  // beyond it. Omit where nothing is appended by clients (e.g. the cloud's session store).
+  watermark?: { readonly lowest: number }
 }
 
 const DEFAULT_CURSOR_FLUSH_MS = 100
@@ -55,6 +58,7 @@ export class LogPersistence {
   private readonly logger: Logger
   private readonly writer: OrderedMetaWriter
   private readonly cursorFlushMs: number
+  private readonly watermark: { readonly lowest: number } | undefined
   private _broker: BrokerLike | null = null
 
   private readonly trie = new QlobberSub(QLOBBER_OPTIONS)
@@ -78,6 +82,7 @@ export class LogPersistence {
     this.logger = opts.logger
     this.writer = new OrderedMetaWriter(opts.meta, opts.logger)
     this.cursorFlushMs = opts.cursorFlushMs ?? DEFAULT_CURSOR_FLUSH_MS
+    this.watermark = opts.watermark
     this.replayCtx = {
       log: this.log,
       logger: this.logger,
@@ -489,9 +494,11 @@ export class LogPersistence {
   private hasPersistedCursor (session: Session): boolean { return this.persistedKeys.has(session) }
 
   private cursorOp (session: Session): MetaOp {
-    session.persistedCursor = session.cursor
+    // Never past a record aedes has not routed yet: the session may still be owed it.
+    const lowest = this.watermark?.lowest ?? Infinity
+    session.persistedCursor = session.cursor < lowest ? session.cursor : lowest
     this.persistedKeys.add(session)
-    return { type: 'put', key: cursorKey(session.clientId), value: encodeOffset(session.cursor) }
+    return { type: 'put', key: cursorKey(session.clientId), value: encodeOffset(session.persistedCursor) }
   }
 
   private cursorMoved (session: Session): void {
@@ -511,7 +518,9 @@ export class LogPersistence {
   // get again the QoS 1 messages acked in the last cursorFlushMs, which QoS 1 (at least once)
   // allows. Idle sessions follow the end of the log so they do not pin retention.
   private flushCursors (): void {
-    const end = this.log.endOffset
+    // Idle sessions follow the end of the log, but not past a record still being routed.
+    const lowest = this.watermark?.lowest ?? Infinity
+    const end = this.log.endOffset < lowest ? this.log.endOffset : lowest
     if (end !== this.lastEndSeen) {
       this.lastEndSeen = end
       for (const session of this.sessions.values()) {
@@ -527,7 +536,7 @@ export class LogPersistence {
     for (const session of this.dirty) {
       if (session.cursor === session.persistedCursor && this.hasPersistedCursor(session)) continue
       ops.push(this.cursorOp(session))
-      moved.push([session.clientId, session.cursor])
+      moved.push([session.clientId, session.persistedCursor])
     }
     this.dirty.clear()
     if (ops.length === 0) return
