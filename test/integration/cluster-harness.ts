@@ -31,15 +31,23 @@ export interface CloudNodeHandle {
 export async function startClusterCloud (nats: NatsCluster, nodeId: string, dirs: Array<{ remove: () => Promise<void> }>, extra: string[] = []): Promise<CloudNodeHandle> {
   const dir = await tempDir(`cc-${nodeId}`)
   dirs.push(dir)
-  const [mqttPort, bridgePort, httpPort] = [await freePort(), await freePort(), await freePort()]
-  const args = ['--store', nats.urls.join(','), '--node-id', nodeId, '--data-dir', dir.path, '--mqtt-port', String(mqttPort), '--bridge-port', String(bridgePort), '--http-port', String(httpPort),
-    ...TOKENS.flatMap((t) => ['--edge-token', t]), '--bridge-lease-ttl', '3s', '--log-level', 'warn', ...extra]
-  const handle: CloudNodeHandle = {
-    proc: await startCloudProcess(args, 30_000),
-    args,
-    restart: async () => { handle.proc = await startCloudProcess(args, 30_000) }
+  // Fixed ports come from freePort(), which can race with another test's ephemeral port: on
+  // EADDRINUSE at the first start, pick new ports (a restart must reuse them and cannot).
+  for (let attempt = 1; ; attempt++) {
+    const [mqttPort, bridgePort, httpPort] = [await freePort(), await freePort(), await freePort()]
+    const args = ['--store', nats.urls.join(','), '--node-id', nodeId, '--data-dir', dir.path, '--mqtt-port', String(mqttPort), '--bridge-port', String(bridgePort), '--http-port', String(httpPort),
+      ...TOKENS.flatMap((t) => ['--edge-token', t]), '--bridge-lease-ttl', '3s', '--log-level', 'warn', ...extra]
+    try {
+      const handle: CloudNodeHandle = {
+        proc: await startCloudProcess(args, 30_000),
+        args,
+        restart: async () => { handle.proc = await startCloudProcess(args, 30_000) }
+      }
+      return handle
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err
+    }
   }
-  return handle
 }
 
 export async function startClusterEdge (edgeId: string, cloudUrls: string[], dirs: Array<{ remove: () => Promise<void> }>): Promise<EdgeProcess> {
