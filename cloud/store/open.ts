@@ -1,7 +1,7 @@
 // Opens the store a cloud node is configured with.
 import { join } from 'node:path'
 import { CommitLog } from '../../src/commitlog/index.js'
-import type { FlushPolicy } from '../../src/commitlog/types.js'
+import type { CommitLogOptions } from '../../src/commitlog/types.js'
 import { tributaryError } from '../../src/errors/index.js'
 import type { Logger } from '../../src/log/index.js'
 import { LevelMetaStore } from '../../src/meta/level.js'
@@ -9,14 +9,8 @@ import { EmbeddedCloudStore } from './embedded.js'
 import { openJetStreamStore, parseNatsServers } from './jetstream.js'
 import type { CloudStore } from './types.js'
 
-export interface EmbeddedStoreSettings {
-  segmentBytes: number
-  flushPolicy: FlushPolicy
-  flushIntervalMs: number
-  maxRecordBytes: number
-  retentionBytes: number
-  retentionMs: number
-}
+// The commitlog settings the embedded store takes from the cloud config (the rest are its own).
+export type EmbeddedStoreSettings = Pick<CommitLogOptions, 'segmentBytes' | 'flushPolicy' | 'flushIntervalMs' | 'maxRecordBytes' | 'retentionBytes' | 'retentionMs'>
 
 export async function openEmbeddedStore (dataDir: string, settings: EmbeddedStoreSettings, logger: Logger): Promise<EmbeddedCloudStore> {
   const log = await CommitLog.open({ dir: join(dataDir, 'log'), ...settings, log: logger.child({ component: 'store-log' }) })
