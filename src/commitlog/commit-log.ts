@@ -147,6 +147,11 @@ export class CommitLog {
   get endOffset (): number { return this.end }
   get durableOffset (): number { return this.durable }
   get writtenOffset (): number { return this.writer.written }
+  // End of what the log has acknowledged (durable callbacks fired up to here): the fsynced end
+  // under 'always' and 'interval', the written end under 'none' (page cache: survives a process
+  // crash, not a power loss, as that policy states). Records past it may be lost in a crash and
+  // their offsets reused, so nothing derived (session cursors) may be persisted beyond it.
+  get ackedOffset (): number { return this.opts.flushPolicy === 'none' ? this.writer.written : this.durable }
 
   // ---------------------------------------------------------------- append (hot path)
 

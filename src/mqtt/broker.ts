@@ -5,8 +5,24 @@
 // appended to the commitlog there, synchronously and in arrival order (aedes dispatches all
 // packets of one socket read concurrently, so only a synchronous append keeps their order), and
 // aedes' callback runs from the log's durable callback. Consequences:
-//   QoS 1: PUBACK only after the record is durable under the flush policy.
-//   QoS 2: PUBREC (written after incomingStorePacket) also only after the durable append. A DUP
+//   QoS 1: route before durable, ack after durable (as RocketMQ dispatches to consumers from the
+//          written, not the flushed, log position). Right after the (buffered) append the message
+//          goes to aedes' routing (online subscribers, offline queues = cursors), so delivery
+//          does not wait for the write + fdatasync; the PUBACK still goes out only after the
+//          record is durable under the flush policy. When aedes then calls `publish` for that
+//          packet (after writing the PUBACK), it is not routed again (`publishOnce`). So:
+//          - a PUBACKed message is durable, as before; a subscriber may get a message whose
+//            record a crash then loses (its publisher got no PUBACK and resends: a duplicate,
+//            allowed at QoS 1), and the same if the append fails or the publisher vanishes
+//            before its PUBACK (the message was delivered, and is in the log unless it failed);
+//          - session cursors are never persisted past the log's acked offset
+//            (persistence.ts, persistLimit), so a crash cannot make a session skip records that
+//            reuse the lost tail's offsets;
+//          - order per publisher is the append order, as before: routing starts synchronously in
+//            arrival order. A publisher's QoS 0 and QoS 2 messages are routed at other moments
+//            (QoS 0 at once, QoS 2 after durable): MQTT orders per topic *and QoS* [MQTT-4.6.0-6].
+//   QoS 2: PUBREC (written after incomingStorePacket) also only after the durable append, and
+//          aedes routes the message only after that (delivery at PUBREL is exactly-once's job). A DUP
 //          retransmission of a QoS 2 message already stored and awaiting PUBREL is not appended
 //          twice; one that arrives while the original still waits for its flush (not yet stored)
 //          is appended again (at-least-once into the log, exactly-once to subscribers by aedes).
@@ -24,6 +40,7 @@ import type { AppendInput, AppendResult, DurableCallback, QoS } from '../commitl
 import { isTributaryError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { DurableQueue, type AckCallback } from './durable-queue.js'
+import { EarlyRouting } from './early-routing.js'
 import { checkTopic, ConnectionGate, limitPacketSize, patchParserPrototype } from './limits.js'
 import { installCorkedWrites, markBatched } from './corked-writes.js'
 
@@ -101,6 +118,7 @@ class Throttle {
 
 export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> {
   const { log, config, logger } = deps
+  const maxTopicLevels = Math.min(config.maxTopicLevels, AEDES_MAX_TOPIC_LEVELS)
   const stats = new BrokerStats()
   const gate = new ConnectionGate(config.maxConnections)
   const pending = new DurableQueue()
@@ -108,6 +126,7 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
   const observeAckSeconds = deps.observeAckSeconds
   const appendFailureLog = new Throttle()
   const refusedLog = new Throttle()
+  const routeFailureLog = new Throttle()
 
   // The single durable callback for every append: pops the oldest waiting ack (see durable-queue.ts).
   function onDurable (err: Error | null): void {
@@ -133,7 +152,9 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
   function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     const topic = packet.topic
     if (topic.startsWith(SYS_PREFIX)) { callback(new Error(SYS_PREFIX + ' topic is reserved')); return }
-    const topicError = checkTopic(topic, config.maxTopicLength, config.maxTopicLevels)
+    // aedes' own limit, so that aedes.publish below cannot refuse the topic (a will is not checked
+    // by aedes' PUBLISH handler before it gets here).
+    const topicError = checkTopic(topic, config.maxTopicLength, maxTopicLevels)
     if (topicError !== undefined) { callback(topicError); return }
     const qos = packet.qos
     // A QoS 2 retransmission (DUP) of a message already stored and awaiting PUBREL: aedes answers
@@ -160,6 +181,7 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
     stats.appended++
     if (onAppended !== undefined) onAppended(packet, result)
     if (qos === 0) callback(null)
+    else if (qos === 1) early.route(packet, client)
   }
 
   function authorizeSubscribe (client: Client, sub: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {
@@ -187,6 +209,10 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
     authorizeSubscribe
   }
   const aedes = await Aedes.createBroker(options)
+  const early = new EarlyRouting(aedes, (err) => {
+    if (!routeFailureLog.ready(Date.now())) return
+    logger.error({ err, suppressed: routeFailureLog.take() }, 'routing a published message failed')
+  })
   patchParserPrototype()
   installCorkedWrites()
 

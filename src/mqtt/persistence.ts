@@ -147,6 +147,7 @@ export class LogPersistence {
       packet.messageId = Number(id)
       this.incomingOf(clientId).set(Number(id), packet)
     }
+    await this.clampBeyondEnd(end)
     for (const session of this.sessions.values()) {
       // What was appended after the cursor is not known record by record after a restart: all of
       // it is pending until a replay has looked at it.
@@ -158,6 +159,29 @@ export class LogPersistence {
     }
     this.lastEndSeen = end
     this.logger.debug({ sessions: this.sessions.size, retained: this.retained.size, wills: this.wills.size }, 'persistence loaded')
+  }
+
+  // A cursor or a subscription start past the end of the recovered log: the crash cut a tail that
+  // was not acknowledged yet (cursors are persisted only up to the log's acked offset, so this
+  // means an older version, a lost disk write, or a log restored from elsewhere). New records will
+  // reuse those offsets; a cursor left there would silently skip them. Clamp to the end, rewrite,
+  // and say so. The session may get again a message it saw just before the crash (a QoS 1 dup).
+  private async clampBeyondEnd (end: number): Promise<void> {
+    const ops: MetaOp[] = []
+    for (const session of this.sessions.values()) {
+      if (session.cursor > end) {
+        this.logger.warn({ clientId: session.clientId, cursor: session.cursor, logEnd: end }, 'session cursor is past the end of the recovered log: clamped to the end')
+        session.cursor = session.persistedCursor = session.high = end
+        ops.push({ type: 'put', key: cursorKey(session.clientId), value: encodeOffset(end) })
+      }
+      for (const [topic, record] of session.subs) {
+        if (record.since <= end) continue
+        this.logger.warn({ clientId: session.clientId, topic, since: record.since, logEnd: end }, 'subscription start is past the end of the recovered log: clamped to the end')
+        record.since = end
+        ops.push({ type: 'put', key: subKey(session.clientId, topic), value: encodeSub(record) })
+      }
+    }
+    if (ops.length > 0) await this.writer.writeAndWait(ops)
   }
 
   // ------------------------------------------------------------------ retained
@@ -493,10 +517,20 @@ export class LogPersistence {
   private readonly persistedKeys = new WeakSet<Session>()
   private hasPersistedCursor (session: Session): boolean { return this.persistedKeys.has(session) }
 
-  private cursorOp (session: Session): MetaOp {
-    // Never past a record aedes has not routed yet: the session may still be owed it.
+  // How far a cursor may be persisted: never past a record aedes has not routed yet (the session
+  // may still be owed it), nor past what the log has acknowledged. The broker routes a QoS 1
+  // message before its record is durable (broker.ts), so a connected subscriber can ack records a
+  // crash then cuts off; their offsets are reused by the next records, which a cursor persisted
+  // past them would skip. Clamped, the session gets those offsets again after a crash (at worst a
+  // duplicate of a message it saw just before the crash; QoS 1 allows it).
+  private persistLimit (): number {
     const lowest = this.watermark?.lowest ?? Infinity
-    session.persistedCursor = session.cursor < lowest ? session.cursor : lowest
+    const acked = this.log.ackedOffset
+    return acked < lowest ? acked : lowest
+  }
+
+  private cursorOp (session: Session, limit = this.persistLimit()): MetaOp {
+    session.persistedCursor = session.cursor < limit ? session.cursor : limit
     this.persistedKeys.add(session)
     return { type: 'put', key: cursorKey(session.clientId), value: encodeOffset(session.persistedCursor) }
   }
@@ -518,9 +552,10 @@ export class LogPersistence {
   // get again the QoS 1 messages acked in the last cursorFlushMs, which QoS 1 (at least once)
   // allows. Idle sessions follow the end of the log so they do not pin retention.
   private flushCursors (): void {
-    // Idle sessions follow the end of the log, but not past a record still being routed.
-    const lowest = this.watermark?.lowest ?? Infinity
-    const end = this.log.endOffset < lowest ? this.log.endOffset : lowest
+    // Idle sessions follow the end of the log, but not past a record still being routed nor past
+    // what the log has acknowledged (persistLimit).
+    const limit = this.persistLimit()
+    const end = this.log.endOffset < limit ? this.log.endOffset : limit
     if (end !== this.lastEndSeen) {
       this.lastEndSeen = end
       for (const session of this.sessions.values()) {
@@ -533,12 +568,18 @@ export class LogPersistence {
     if (this.dirty.size === 0) return
     const ops: MetaOp[] = []
     const moved: Array<[string, number]> = []
+    let held: Session[] | null = null
     for (const session of this.dirty) {
       if (session.cursor === session.persistedCursor && this.hasPersistedCursor(session)) continue
-      ops.push(this.cursorOp(session))
+      const target = session.cursor < limit ? session.cursor : limit
+      // Held back by the limit: stays dirty, so it is written again once the limit moves on.
+      if (target < session.cursor) (held ??= []).push(session)
+      if (target === session.persistedCursor && this.hasPersistedCursor(session)) continue
+      ops.push(this.cursorOp(session, limit))
       moved.push([session.clientId, session.persistedCursor])
     }
     this.dirty.clear()
+    if (held !== null) for (const session of held) this.dirty.add(session)
     if (ops.length === 0) return
     this.writer.writeAndWait(ops).then(() => {
       for (const [clientId, cursor] of moved) {

@@ -1,8 +1,9 @@
 // The lowest log offset that aedes may still route to subscribers.
 //
-// Why: a QoS 1 PUBACK goes out once a record is durable, but aedes routes the message (and so
-// tells the persistence that an offline session should get it) a little later, and records of
-// different publishers can reach routing out of log order. A session cursor written to disk in
+// Why: a record is appended before aedes routes it (and so tells the persistence that an offline
+// session should get it): a QoS 1 message right after the append (broker.ts, route before
+// durable), a QoS 2 message after its durable append, and records of different publishers can
+// reach routing out of log order. A session cursor written to disk in
 // that gap could already point past a record the session has not been told about; a crash then
 // would skip that record for the session although its publisher got a PUBACK. So session cursors
 // are never persisted (and idle sessions never follow the log end) beyond this watermark.

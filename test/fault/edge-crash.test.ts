@@ -27,16 +27,11 @@ after(async () => {
   await dir?.remove()
 })
 
-test('every PUBACKed message survives SIGKILL and reaches a persistent subscriber in order, without gaps', async () => {
-  dir = await tempDir('edge-crash')
-  edge = await startEdge({ dataDir: dir.path })
-
-  // The persistent subscriber registers, then goes offline for the whole run.
-  const sub = await mqtt.connectAsync(edge.url, { clientId: 'crash-sub', clean: false, reconnectPeriod: 0 })
-  await sub.subscribeAsync(TOPIC, { qos: 1 })
-  await sub.endAsync()
-
-  const pub = mqtt.connect(edge.url, { clientId: 'crash-pub', reconnectPeriod: 0 })
+// A publisher that keeps WINDOW QoS 1 PUBLISHes (payload: a sequence number) in flight until its
+// connection breaks; `acked` holds the sequence numbers that got a PUBACK before that.
+interface SeqPublisher { acked: Set<number>, sent: () => number, broken: () => boolean, client: MqttClient }
+async function startSeqPublisher (url: string, clientId: string): Promise<SeqPublisher> {
+  const pub = mqtt.connect(url, { clientId, reconnectPeriod: 0 })
   clients.push(pub)
   pub.on('error', () => {}) // the connection dies with the broker
   await new Promise<void>((resolve) => pub.once('connect', () => { resolve() }))
@@ -57,13 +52,27 @@ test('every PUBACKed message survives SIGKILL and reaches a persistent subscribe
     }
   }
   pump()
+  return { acked, sent: () => sent, broken: () => broken, client: pub }
+}
+
+test('every PUBACKed message survives SIGKILL and reaches a persistent subscriber in order, without gaps', async () => {
+  dir = await tempDir('edge-crash')
+  edge = await startEdge({ dataDir: dir.path })
+
+  // The persistent subscriber registers, then goes offline for the whole run.
+  const sub = await mqtt.connectAsync(edge.url, { clientId: 'crash-sub', clean: false, reconnectPeriod: 0 })
+  await sub.subscribeAsync(TOPIC, { qos: 1 })
+  await sub.endAsync()
+
+  const pub = await startSeqPublisher(edge.url, 'crash-pub')
+  const acked = pub.acked
   await waitFor(`${ACKS_BEFORE_KILL} PUBACKs`, () => acked.size >= ACKS_BEFORE_KILL, 30_000)
   await edge.kill()
-  await waitFor('the publisher to see the broker die', () => broken)
-  pub.end(true)
+  await waitFor('the publisher to see the broker die', pub.broken)
+  pub.client.end(true)
   const ackedList = [...acked].sort((a, b) => a - b)
   const maxAcked = ackedList[ackedList.length - 1]
-  assert.ok(sent > acked.size, 'some messages were still unacknowledged at the kill')
+  assert.ok(pub.sent() > acked.size, 'some messages were still unacknowledged at the kill')
 
   // 1. After a restart (recovery), the persistent subscriber gets every acked message, in order.
   edge = await startEdge({ dataDir: dir.path })
@@ -107,4 +116,52 @@ test('every PUBACKed message survives SIGKILL and reaches a persistent subscribe
   }
   assert.deepEqual(inLog, Array.from({ length: inLog.length }, (_, i) => i), 'log holds 0..n in publish order')
   assert.ok(inLog.length > maxAcked, `log ends at seq ${inLog.length - 1}, before the last acked ${maxAcked}`)
+})
+
+// The broker routes QoS 1 messages before they are durable, so a *connected* persistent
+// subscriber receives and acknowledges records the log has not made durable yet. Its cursor must
+// not be persisted past the durable end (a crash may cut that tail, and the next records reuse its
+// offsets): after the restart it resumes at or before where it was, with no gap, and every message
+// the publisher got a PUBACK for reaches it (before or after the crash; duplicates are allowed).
+test('a connected persistent subscriber resumes after SIGKILL without a gap and gets every PUBACKed message', async () => {
+  const d = await tempDir('edge-crash-live')
+  let e: EdgeProcess | undefined = await startEdge({ dataDir: d.path })
+  try {
+    const before: number[] = []
+    const sub = mqtt.connect(e.url, { clientId: 'live-sub', clean: false, reconnectPeriod: 0 })
+    clients.push(sub)
+    sub.on('error', () => {})
+    sub.on('message', (_t, payload) => { before.push(Number(payload.toString())) })
+    await new Promise<void>((resolve) => sub.once('connect', () => { resolve() }))
+    await sub.subscribeAsync(TOPIC, { qos: 1 })
+
+    const pub = await startSeqPublisher(e.url, 'live-pub')
+    const acked = pub.acked
+    await waitFor(`${ACKS_BEFORE_KILL} PUBACKs`, () => acked.size >= ACKS_BEFORE_KILL && before.length > 0, 30_000)
+    await e.kill()
+    await waitFor('the clients to see the broker die', pub.broken)
+    pub.client.end(true)
+    sub.end(true)
+    const maxAcked = Math.max(...acked)
+    assert.deepEqual(before, Array.from({ length: before.length }, (_, i) => i), 'before the kill: 0..n in order')
+
+    e = await startEdge({ dataDir: d.path })
+    const after: number[] = []
+    const back = mqtt.connect(e.url, { clientId: 'live-sub', clean: false, reconnectPeriod: 0 })
+    clients.push(back)
+    back.on('message', (_t, payload) => { after.push(Number(payload.toString())) })
+    await waitFor(`delivery up to seq ${maxAcked}`, () => Math.max(before.length - 1, after.length > 0 ? after[after.length - 1] : -1) >= maxAcked, 30_000)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    back.end(true)
+    if (after.length > 0) {
+      const first = after[0]
+      assert.ok(first <= before.length, `resumed at seq ${first}, after a gap: the subscriber had ${before.length} messages`)
+      assert.deepEqual(after, Array.from({ length: after.length }, (_, i) => first + i), 'after the restart: consecutive, in order')
+    }
+    const got = new Set([...before, ...after])
+    for (const seq of acked) assert.ok(got.has(seq), `acked seq ${seq} never delivered`)
+  } finally {
+    await e?.kill()
+    await d.remove()
+  }
 })

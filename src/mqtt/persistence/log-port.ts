@@ -3,6 +3,10 @@ import type { ReadBatch, ReadLimits } from '../../commitlog/types.js'
 
 export interface SessionLog {
   readonly endOffset: number
+  // End of what the log has acknowledged (CommitLog.ackedOffset): what a crash cannot take back.
+  // Records past it are already routed to online subscribers (route before durable, broker.ts)
+  // but may be lost and their offsets reused, so no cursor is persisted beyond it.
+  readonly ackedOffset: number
   read: (offset: number, limits?: ReadLimits) => ReadBatch
   // Retention keeps records from `offset` on for this reader (unless the disk cap forces).
   setReader: (name: string, offset: number) => void
