@@ -95,12 +95,13 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
       logger: logger.child({ component: 'downlink' }),
       onStored: (edgeId) => { sessions.get(edgeId)?.pumpDownlinks() }
     })
-    // Sessions of cloud subscribers survive a restart: the edge's persistence adapter over a
-    // session store of its own in the data dir (see sessions.ts).
-    // With a NATS store the sessions live in the cluster too (one namespace per node id).
+    // Persistent sessions of cloud subscribers: records in the cluster (NATS store) or this node's
+    // LevelDB (embedded), delivered from the store by a follower per connected session; retained
+    // messages and wills in this node's own persistence (see sessions.ts).
     const natsServers = store.kind === 'jetstream' ? parseNatsServers(config.store) : undefined
-    const clusterSessions = natsServers === undefined ? undefined : { servers: natsServers, bucket: `${config.storePrefix}_SESSIONS`, nodeId, replicas: config.storeReplicas > 0 ? config.storeReplicas : undefined }
-    const sessions$ = await openSessionPersistence(join(config.dataDir, 'sessions'), config.commitlog, logger.child({ component: 'sessions' }), clusterSessions)
+    const clusterSessions = natsServers === undefined ? undefined : { servers: natsServers, bucket: `${config.storePrefix}_SESSIONS`, sessionBucket: `${config.storePrefix}_CSESS`, prefix: config.storePrefix, nodeId, replicas: config.storeReplicas > 0 ? config.storeReplicas : undefined }
+    const sessionSettings = { store, template, nodeId, expiryMs: config.sessions.expiryMs, leaseTtlMs: config.sessions.leaseTtlMs, windowMessages: config.limits.inflightWindow, now }
+    const sessions$ = await openSessionPersistence(join(config.dataDir, 'sessions'), config.commitlog, logger.child({ component: 'sessions' }), sessionSettings, clusterSessions)
     cleanups.push(async () => { await sessions$.close() })
     const broker = await createBroker({ log: appender, persistence: sessions$.persistence, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
     cleanups.push(async () => { await broker.close() })

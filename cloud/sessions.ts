@@ -1,15 +1,18 @@
-// Persistent MQTT sessions of cloud subscribers, kept across restarts of the cloud node: the
-// edge's aedes persistence adapter (src/mqtt/persistence.ts) over a MetaStore and an empty
-// commitlog. Messages reach the cloud broker from the dispatcher (not from a client's PUBLISH),
-// so they are not log-backed: the adapter stores a copy per queued message and persistent
-// subscriber. The cloud store remains the truth; this only holds delivery state.
+// The cloud broker's persistence, assembled (design: cloud/README.md "Sessions").
 //
-// Where the MetaStore lives:
-// - embedded store: LevelDB in <data-dir>/sessions/meta (this node's disk);
-// - JetStream store: a KV bucket in the NATS cluster (src/meta/jetstream.ts), one namespace per
-//   node id. A node restarted or replaced (any machine, empty disk) with the same --node-id
-//   resumes its subscribers' sessions. Each namespace has one writer (a lock in the bucket), so a
-//   session does NOT move to another node id: see README "Cloud cluster", known limits.
+// Persistent MQTT sessions of cloud subscribers (clean=false) are records in a compare-and-set
+// key-value store: subscriptions, a cursor into the cloud store, holder and epoch
+// (cloud/sessions/record.ts). A subscriber may reconnect to ANY node: that node takes the
+// record, replays from the store what matches from the cursor on, then delivers live
+// (cloud/sessions/follower.ts). No message is copied per subscriber.
+// Where the records live:
+// - embedded store: this node's LevelDB (<data-dir>/sessions/meta), one node;
+// - JetStream store: the bucket <storePrefix>_CSESS in the NATS cluster, shared by every node.
+//
+// The rest of the broker's state (retained messages, wills, inbound QoS 2) stays in the edge's
+// persistence adapter (src/mqtt/persistence.ts) over a MetaStore of this node: LevelDB, or with
+// a NATS store a namespace of the bucket <storePrefix>_SESSIONS per node id (one writer per
+// namespace: a lock), so a node restarted with the same --node-id keeps its retained messages.
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { CommitLog } from '../src/commitlog/index.js'
@@ -19,17 +22,44 @@ import type { Logger } from '../src/log/index.js'
 import { JetStreamMetaStore } from '../src/meta/jetstream.js'
 import { LevelMetaStore } from '../src/meta/level.js'
 import type { MetaStore } from '../src/meta/types.js'
-import { createPersistence, type LogPersistence } from '../src/mqtt/persistence.js'
+import { createPersistence } from '../src/mqtt/persistence.js'
+import type { CloudTopicTemplate } from './dispatcher.js'
+import { MetaSessionKV, type SessionKV } from './sessions/kv.js'
+import { JetStreamSessionKV } from './sessions/kv-jetstream.js'
+import { SessionManager } from './sessions/manager.js'
+import { ClusterSessionPersistence } from './sessions/persistence.js'
+import type { CloudStore } from './store/types.js'
 
 export interface SessionPersistence {
-  persistence: LogPersistence
+  persistence: ClusterSessionPersistence
+  manager: SessionManager
   close: () => Promise<void>
 }
 
+export interface SessionSettings {
+  store: CloudStore
+  template: CloudTopicTemplate
+  nodeId: string
+  // A disconnected persistent session is removed after this.
+  expiryMs: number
+  // Lease on a connected session, renewed at a third of it.
+  leaseTtlMs: number
+  // Unacknowledged QoS>0 messages per session (the broker's in-flight window).
+  windowMessages: number
+  now: () => number
+}
+
+// How often the embedded (LevelDB) session records are swept for expired ones.
+const EXPIRY_SWEEP_MS = 60_000
+
 export interface ClusterSessionSettings {
   servers: readonly string[]
-  // Bucket in the cluster, e.g. <storePrefix>_SESSIONS.
+  // Bucket in the cluster, e.g. <storePrefix>_SESSIONS (retained, wills: per node id).
   bucket: string
+  // Bucket of the persistent sessions, shared by every node, e.g. <storePrefix>_CSESS.
+  sessionBucket: string
+  // Subject prefix of takeover notices (the store prefix).
+  prefix: string
   nodeId: string
   replicas?: number
 }
@@ -60,24 +90,40 @@ async function openClusterMeta (c: ClusterSessionSettings, logger: Logger): Prom
   }
 }
 
-export async function openSessionPersistence (dir: string, settings: { segmentBytes: number, flushPolicy: FlushPolicy, flushIntervalMs: number, maxRecordBytes: number }, logger: Logger, cluster?: ClusterSessionSettings): Promise<SessionPersistence> {
+export async function openSessionPersistence (dir: string, settings: { segmentBytes: number, flushPolicy: FlushPolicy, flushIntervalMs: number, maxRecordBytes: number }, logger: Logger, sessions: SessionSettings, cluster?: ClusterSessionSettings): Promise<SessionPersistence> {
   // Nothing is ever appended to this log; it exists because the adapter reads offline queues
-  // from a log (cursors), and here every queued message is a stored copy instead.
+  // from a log (cursors). Persistent sessions do not use it (they follow the cloud store).
   const log = await CommitLog.open({ dir: join(dir, 'log'), segmentBytes: settings.segmentBytes, flushPolicy: settings.flushPolicy, flushIntervalMs: settings.flushIntervalMs, maxRecordBytes: settings.maxRecordBytes, retentionBytes: 0, retentionMs: 0, log: logger })
-  let meta: MetaStore
+  let meta: MetaStore | undefined
+  let kv: SessionKV | undefined
   try {
     meta = cluster === undefined ? await LevelMetaStore.open(join(dir, 'meta')) : await openClusterMeta(cluster, logger)
+    if (cluster === undefined) {
+      const local = new MetaSessionKV(meta, logger)
+      local.startExpiry(sessions.expiryMs, Math.min(EXPIRY_SWEEP_MS, sessions.expiryMs), sessions.now)
+      kv = local
+    } else {
+      kv = await JetStreamSessionKV.open({ servers: cluster.servers, bucket: cluster.sessionBucket, prefix: cluster.prefix, replicas: cluster.replicas, expiryMs: sessions.expiryMs, logger })
+    }
   } catch (err) {
+    await meta?.close()
     await log.close()
     throw err
   }
-  const persistence = createPersistence({ log, meta, logger })
+  const inner = createPersistence({ log, meta, logger })
+  const manager = new SessionManager({ kv, store: sessions.store, template: sessions.template, nodeId: sessions.nodeId, leaseTtlMs: sessions.leaseTtlMs, expiryMs: sessions.expiryMs, windowMessages: sessions.windowMessages, logger, now: sessions.now })
+  manager.start()
+  const persistence = new ClusterSessionPersistence(inner, manager)
+  const sessionKv = kv
+  const metaStore = meta
   return {
     persistence,
+    manager,
     close: async () => {
       await persistence.destroy()
+      await sessionKv.close()
       await log.close()
-      await meta.close()
+      await metaStore.close()
     }
   }
 }

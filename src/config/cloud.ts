@@ -52,6 +52,13 @@ export const cloudSchema = {
     retentionBytes: { kind: 'bytes', min: 0, default: 0, flag: 'retention-bytes', doc: 'Disk cap of the store (0 = no cap)' },
     retentionMs: { kind: 'duration', min: 0, default: 0, flag: 'retention', doc: 'Delete store segments older than this (0 = keep forever)' }
   },
+  // Persistent MQTT sessions of cloud subscribers (cloud/README.md "Sessions").
+  sessions: {
+    // Bounds what abandoned sessions cost (one small record each, no messages): a client that
+    // never returns is forgotten after this. At least a minute: well above the lease renewals.
+    expiryMs: { kind: 'duration', min: 60_000, max: 366 * 24 * 3_600_000, default: 7 * 24 * 3_600_000, flag: 'session-expiry', doc: 'A persistent session (clean=false) whose client stays away this long is removed' },
+    leaseTtlMs: { kind: 'duration', min: 1000, max: 600_000, default: 15_000, flag: 'session-lease-ttl', doc: 'Lease a node holds on a connected persistent session (renewed at a third of it)' }
+  },
   http: {
     host: { kind: 'string', default: '0.0.0.0', flag: 'http-host', doc: 'Address the HTTP server binds to' },
     port: { kind: 'int', min: -1, max: 65535, default: 9100, flag: 'http-port', doc: 'HTTP port for health, metrics and replay (-1 = off)' }

@@ -17,13 +17,13 @@
 // reads: all or nothing, as seen by any later open. Batches too large for one intent value
 // (MAX_INTENT_BYTES) are applied without the intent (not crash-atomic; logged).
 import { randomBytes } from 'node:crypto'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { jetstream } from '@nats-io/jetstream'
-import { Kvm, type KV } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { KV } from '@nats-io/kv'
 import { isTributaryError, tributaryError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { silentLogger } from '../log/index.js'
 import { checkBatch, scanMap } from './ops.js'
+import { openKvBucket } from './kv-bucket.js'
 import type { MetaOp, MetaStore, MetaWriteOptions } from './types.js'
 
 export interface JetStreamMetaStoreOptions {
@@ -87,16 +87,8 @@ export class JetStreamMetaStore implements MetaStore {
 
   static async open (opts: JetStreamMetaStoreOptions): Promise<JetStreamMetaStore> {
     if (!NAMESPACE_PATTERN.test(opts.namespace)) throw tributaryError('TRIB_ERR_META_IO', `metadata namespace "${opts.namespace}" must be 1 to 64 letters, digits, _ or -`)
-    const timeout = opts.requestTimeoutMs ?? 5_000
-    let nc: NatsConnection
+    const { nc, kv } = await openKvBucket({ servers: opts.servers, clientName: 'tributary-meta', bucket: opts.bucket, replicas: opts.replicas, timeoutMs: opts.requestTimeoutMs ?? 5_000 })
     try {
-      nc = await connect({ servers: [...opts.servers], name: 'tributary-meta', timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2_000, maxPingOut: 2 })
-    } catch (err) {
-      throw tributaryError('TRIB_ERR_META_IO', `cannot connect to NATS at ${opts.servers.join(',')}: ${(err as Error).message}`, undefined, err)
-    }
-    try {
-      const js = jetstream(nc, { timeout })
-      const kv = await new Kvm(js).create(opts.bucket, { replicas: opts.replicas ?? (opts.servers.length >= 3 ? 3 : 1), history: 1, allow_direct: false })
       const store = new JetStreamMetaStore(nc, kv, opts.namespace, `${process.pid}-${randomBytes(6).toString('hex')}`, opts.lockTtlMs ?? DEFAULT_LOCK_TTL_MS, opts.logger ?? silentLogger())
       await store.lock()
       await store.load()

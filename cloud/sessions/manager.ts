@@ -1,0 +1,285 @@
+// Persistent sessions of cloud subscribers, held by whichever node the client is connected to.
+// Lifecycle of one session on this node:
+//   CONNECT clean=false -> open(): if another live process holds the session, ask it to hand
+//     over (it writes its final cursor, gives the session up and disconnects its client, as MQTT
+//     session takeover [MQTT-3.1.4-2] does within one broker); then take the record with
+//     compare-and-set (epoch + 1, holder = this process) and load subscriptions + cursor. A holder
+//     that does not answer (dead, stuck) is fenced: its next write fails the CAS.
+//   'client' (registered) -> bind(); 'clientReady' (CONNACK sent) -> start the follower, which
+//     replays from the cursor and goes live (follower.ts).
+//   acks move the follower's cursor -> written every FLUSH_MS (batched, never ahead of acks),
+//     together with the lease renewal (heldUntilMs) when that is due.
+//   disconnect -> final cursor written, holder cleared; the session stays until it expires.
+// A write that loses its CAS to another holder (or epoch) means the session moved: the follower
+// stops and the client is disconnected (MQTT session takeover [MQTT-3.1.4-2], across nodes).
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '../../src/log/index.js'
+import type { QoSLevel } from '../../src/protocol/bridge-frames.js'
+import type { CloudTopicTemplate } from '../dispatcher.js'
+import type { CloudStore } from '../store/types.js'
+import { SessionFollower, type DeliveryClient } from './follower.js'
+import type { SessionKV } from './kv.js'
+import { isExpired, type SessionRecord, type SessionSub } from './record.js'
+
+// Cursor writes are batched this often: after a crash of the node, a client may receive again
+// what it acked in the last interval (QoS 1 is at least once).
+const FLUSH_MS = 250
+// A session taken at CONNECT whose connection never got registered (it failed in between) is
+// given back after this.
+const UNBOUND_MS = 30_000
+// Bounded: a session contended by more connects than this at once is a client bug.
+const MAX_CAS_ATTEMPTS = 8
+
+export interface SessionClient extends DeliveryClient {
+  id: string
+  clean: boolean
+  close: () => void
+}
+
+export interface SessionManagerOptions {
+  kv: SessionKV
+  store: CloudStore
+  template: CloudTopicTemplate
+  nodeId: string
+  leaseTtlMs: number
+  expiryMs: number
+  windowMessages: number
+  logger: Logger
+  now: () => number
+}
+
+interface Held {
+  clientId: string
+  record: SessionRecord
+  revision: number
+  client: SessionClient | undefined
+  follower: SessionFollower | undefined
+  openedAtMs: number
+  dirty: boolean
+  chain: Promise<boolean>
+}
+
+export class SessionManager {
+  readonly holder: string
+  private readonly held = new Map<string, Held>()
+  // Final writes of disconnected sessions, awaited by close().
+  private readonly releasing = new Set<Promise<boolean>>()
+  private timer: NodeJS.Timeout | undefined
+  private readonly kv: SessionKV
+  private readonly logger: Logger
+  private readonly now: () => number
+
+  constructor (private readonly o: SessionManagerOptions) {
+    this.kv = o.kv
+    this.logger = o.logger
+    this.now = o.now
+    // Per process: a restarted node with the same id is a different holder.
+    this.holder = `${o.nodeId}#${randomBytes(8).toString('hex')}`
+  }
+
+  start (): void {
+    this.kv.onReleaseRequest(this.holder, async (clientId) => { await this.release(clientId) })
+    this.timer = setInterval(() => { this.tick() }, FLUSH_MS)
+    this.timer.unref()
+  }
+
+  // CONNECT with clean=false on this node: take the session. Returns its subscriptions.
+  async open (clientId: string): Promise<SessionSub[]> {
+    const previous = this.held.get(clientId)
+    if (previous !== undefined) { previous.follower?.stop(); this.held.delete(clientId) } // aedes closes that connection
+    for (let attempt = 1; ; attempt++) {
+      let cur = await this.kv.get(clientId)
+      if (cur !== undefined && this.heldElsewhere(cur.record)) {
+        const answered = await this.kv.requestRelease(clientId, cur.record.holder)
+        this.logger.debug({ clientId, holder: cur.record.holder, answered }, 'persistent session held by another node: asked it to hand over')
+        cur = await this.kv.get(clientId)
+      }
+      const now = this.now()
+      const base = cur === undefined || isExpired(cur.record, now, this.o.expiryMs)
+        ? { subs: [], cursor: await this.o.store.endSeq(), epoch: cur?.record.epoch ?? 0 }
+        : cur.record
+      const record: SessionRecord = { subs: base.subs, cursor: base.cursor, holder: this.holder, epoch: base.epoch + 1, heldUntilMs: now + this.o.leaseTtlMs, touchedMs: now }
+      const out = await this.kv.put(clientId, record, cur?.revision ?? 0)
+      if (out.status === 'ok') {
+        const h: Held = { clientId, record, revision: out.revision, client: undefined, follower: undefined, openedAtMs: now, dirty: false, chain: Promise.resolve(true) }
+        this.held.set(clientId, h)
+        const from = cur?.record.holder ?? ''
+        this.logger.debug({ clientId, epoch: record.epoch, cursor: record.cursor, subs: record.subs.length, from }, 'persistent session opened')
+        return record.subs
+      }
+      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`session of ${clientId} is contended: gave up after ${attempt} attempts`)
+    }
+  }
+
+  // aedes registered the connection (after any local takeover closed the previous one).
+  bind (client: SessionClient): void {
+    const h = this.held.get(client.id)
+    if (h !== undefined && h.client === undefined) h.client = client
+  }
+
+  // CONNACK is out: deliver from the cursor.
+  ready (client: SessionClient): void {
+    const h = this.held.get(client.id)
+    if (h === undefined || h.client !== client || h.follower !== undefined) return
+    h.follower = new SessionFollower(this.o.store, this.o.template, client, h.record.subs, h.record.cursor, this.o.windowMessages, () => { h.dirty = true }, this.logger)
+    h.follower.start()
+  }
+
+  async detach (client: SessionClient): Promise<void> {
+    const h = this.held.get(client.id)
+    if (h === undefined || h.client !== client) return
+    this.held.delete(client.id)
+    h.follower?.stop()
+    this.snapshot(h)
+    h.record = { ...h.record, holder: '', heldUntilMs: 0, touchedMs: this.now() }
+    const p = this.write(h, true)
+    this.releasing.add(p)
+    try { await p } finally { this.releasing.delete(p) }
+  }
+
+  async addSubscriptions (clientId: string, subs: ReadonlyArray<{ topic: string, qos: number }>): Promise<void> {
+    let h = this.held.get(clientId)
+    if (h === undefined) { await this.open(clientId); h = this.held.get(clientId)! }
+    const since = await this.o.store.endSeq()
+    const next = h.record.subs.slice()
+    for (const s of subs) {
+      if (s.qos > 2 || s.qos < 0) continue // a refused subscription (0x80)
+      const i = next.findIndex((x) => x.topic === s.topic)
+      // [MQTT-3.8.4-3] a replaced QoS>0 subscription keeps its start: nothing owed is lost.
+      const keep = i >= 0 && next[i].qos > 0 && s.qos > 0
+      const sub: SessionSub = { topic: s.topic, qos: s.qos as QoSLevel, since: keep ? next[i].since : since }
+      if (i >= 0) next[i] = sub; else next.push(sub)
+    }
+    await this.updateSubs(h, next)
+  }
+
+  async removeSubscriptions (clientId: string, topics: readonly string[]): Promise<void> {
+    const h = this.held.get(clientId)
+    if (h === undefined) return
+    await this.updateSubs(h, h.record.subs.filter((s) => !topics.includes(s.topic)))
+  }
+
+  private async updateSubs (h: Held, subs: SessionSub[]): Promise<void> {
+    h.follower?.setSubs(subs)
+    this.snapshot(h)
+    h.record = { ...h.record, subs }
+    if (!await this.write(h, true)) throw new Error(`session of ${h.clientId} was taken over`)
+  }
+
+  // CONNECT with clean=true: the previous session, wherever it was, ends [MQTT-3.1.2-6].
+  async clean (clientId: string): Promise<void> {
+    const h = this.held.get(clientId)
+    if (h !== undefined) { this.held.delete(clientId); h.follower?.stop() }
+    const cur = await this.kv.get(clientId)
+    if (cur === undefined) return
+    if (this.heldElsewhere(cur.record)) await this.kv.requestRelease(clientId, cur.record.holder)
+    await this.kv.delete(clientId)
+  }
+
+  private heldElsewhere (r: SessionRecord): boolean {
+    return r.holder !== '' && r.holder !== this.holder && r.heldUntilMs > this.now()
+  }
+
+  // Another node takes this session: final cursor, give it up, disconnect the client here.
+  private async release (clientId: string): Promise<void> {
+    const h = this.held.get(clientId)
+    if (h === undefined) return
+    this.held.delete(clientId)
+    h.follower?.stop()
+    this.snapshot(h)
+    h.record = { ...h.record, holder: '', heldUntilMs: 0, touchedMs: this.now() }
+    await this.write(h, true)
+    this.logger.info({ clientId }, 'persistent session handed over to another node: disconnecting its client here')
+    h.client?.close()
+  }
+
+  assign (clientId: string, brokerCounter: number, messageId: number): void {
+    this.held.get(clientId)?.follower?.assign(brokerCounter, messageId)
+  }
+
+  ack (clientId: string, messageId: number): boolean {
+    return this.held.get(clientId)?.follower?.ack(messageId) ?? false
+  }
+
+  // For tests and metrics.
+  info (clientId: string): { cursor: number, epoch: number } | undefined {
+    const h = this.held.get(clientId)
+    if (h === undefined) return undefined
+    return { cursor: h.follower?.cursor ?? h.record.cursor, epoch: h.record.epoch }
+  }
+
+  private snapshot (h: Held): void {
+    if (h.follower !== undefined) h.record = { ...h.record, cursor: h.follower.cursor }
+    h.dirty = false
+  }
+
+  private tick (): void {
+    const now = this.now()
+    for (const h of this.held.values()) {
+      if (h.client === undefined && now - h.openedAtMs > UNBOUND_MS) {
+        this.held.delete(h.clientId)
+        h.record = { ...h.record, holder: '', heldUntilMs: 0, touchedMs: now }
+        void this.write(h, true)
+        continue
+      }
+      const renew = h.record.heldUntilMs - now < (this.o.leaseTtlMs * 2) / 3
+      const cursorMoved = h.dirty && h.follower !== undefined && h.follower.cursor !== h.record.cursor
+      if (!renew && !cursorMoved) continue
+      this.snapshot(h)
+      if (renew) h.record = { ...h.record, heldUntilMs: now + this.o.leaseTtlMs, touchedMs: now }
+      void this.write(h, false)
+    }
+  }
+
+  // Writes h.record with compare-and-set, one write per session at a time. A conflict with a
+  // record that still names this holder and epoch (our own earlier write whose answer was lost)
+  // is retried at the new revision; any other conflict means the session moved on: lose it.
+  // `detached`: the session is no longer in `held` (disconnect, clean) but this write is ours.
+  private async write (h: Held, detached: boolean): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      if (!detached && this.held.get(h.clientId) !== h) return false
+      for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+        let out
+        try {
+          out = await this.kv.put(h.clientId, h.record, h.revision)
+        } catch (err) {
+          this.logger.warn({ err, clientId: h.clientId }, 'writing a persistent session failed; retried at the next flush')
+          h.dirty = true
+          return false
+        }
+        if (out.status === 'ok') { h.revision = out.revision; return true }
+        const cur = await this.kv.get(h.clientId)
+        if (cur === undefined || cur.record.epoch !== h.record.epoch || (cur.record.holder !== this.holder && cur.record.holder !== '')) {
+          this.lose(h, cur?.record.holder ?? '(removed)')
+          return false
+        }
+        h.revision = cur.revision
+      }
+      return false
+    }
+    const p = h.chain.then(run, run)
+    h.chain = p
+    return await p
+  }
+
+  private lose (h: Held, to: string): void {
+    if (this.held.get(h.clientId) === h) this.held.delete(h.clientId)
+    h.follower?.stop()
+    this.logger.info({ clientId: h.clientId, to }, 'persistent session taken over elsewhere (fenced): disconnecting its client here')
+    h.client?.close()
+  }
+
+  async close (): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    await Promise.allSettled([...this.releasing])
+    const all = [...this.held.values()]
+    this.held.clear()
+    const now = this.now()
+    await Promise.all(all.map(async (h) => {
+      h.follower?.stop()
+      this.snapshot(h)
+      h.record = { ...h.record, holder: '', heldUntilMs: 0, touchedMs: now }
+      await this.write(h, true)
+    }))
+  }
+}
