@@ -1,7 +1,8 @@
 // A cloud node, assembled: store, bridge WebSocket server, MQTT front end for cloud apps,
 // dispatcher (store -> MQTT), downlink routing and HTTP. Lifecycle (logged):
-//   open store -> MQTT + bridge + HTTP listening -> ready -> shutting down (bridge, MQTT, HTTP,
-//   dispatcher, store, in that order).
+//   open store -> sessions -> MQTT + bridge + HTTP listening -> dispatcher -> ready -> shutting
+//   down (dispatcher, HTTP, bridge, MQTT, sessions, store: the reverse). A listener that cannot
+//   bind fails the start with TRIB_ERR_NET_LISTEN after closing what was opened.
 // `startCloudNode` takes everything as parameters (the demo and tests run nodes in-process);
 // cloud/main.ts is the composition root that reads flags and signals.
 import { readFileSync } from 'node:fs'
@@ -59,11 +60,25 @@ export function parseEdgeTokens (list: readonly string[]): Map<string, string> {
   return tokens
 }
 
-async function listen (server: NetServer | HttpServer, port: number, host: string): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
-  })
+// A listener that cannot bind (port in use, ...) is a clear, coded start-up failure, not a stack.
+function listenFailure (what: string, host: string, port: number, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+    const why = code === 'EADDRINUSE' ? 'port in use' : code === 'EACCES' ? 'not permitted' : 'address not available'
+    return tributaryError('TRIB_ERR_NET_LISTEN', `${what} listener cannot bind ${host}:${port}: ${why} (${code})`, { listener: what, host, port }, err)
+  }
+  return err as Error
+}
+
+async function listen (what: string, server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    throw listenFailure(what, host, port, err)
+  }
   return (server.address() as AddressInfo).port
 }
 
@@ -106,14 +121,8 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
     const broker = await createBroker({ log: appender, persistence: sessions$.persistence, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
     cleanups.push(async () => { await broker.close() })
     const mqttServer = createNetServer((socket) => { broker.handle(socket) })
-    const mqttPort = await listen(mqttServer, config.mqtt.port, config.mqtt.host)
+    const mqttPort = await listen('MQTT', mqttServer, config.mqtt.port, config.mqtt.host)
     cleanups.push(async () => { await new Promise<void>((resolve) => { mqttServer.close(() => { resolve() }) }) })
-
-    const dispatcher = clusterSessions === undefined
-      ? new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }))
-      : new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }), `mqtt-dispatch.${sessionNamespace(nodeId)}`, true)
-    await dispatcher.start()
-    cleanups.push(async () => { await dispatcher.stop() })
 
     // Bridge listener: ws (or wss with a certificate) at /bridge.
     const tls = config.bridge.tlsCertFile !== undefined && config.bridge.tlsKeyFile !== undefined
@@ -124,6 +133,10 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
     const limits: FrameLimits = { ...DEFAULT_FRAME_LIMITS, maxFrameBytes: config.bridge.maxFrameBytes, maxTopicBytes: config.limits.maxTopicLength }
     const wss = new WebSocketServer({ server: bridgeHttp, path: '/bridge', maxPayload: config.bridge.maxFrameBytes, perMessageDeflate: false })
     const bridgeLog = logger.child({ component: 'bridge' })
+    // ws re-emits the HTTP server's errors; without a listener a failed listen() would throw an
+    // uncaught 'error' (a stack trace) on top of the rejection that listen() reports.
+    let bridgeListening = false
+    wss.on('error', (err) => { if (bridgeListening) bridgeLog.error({ err }, 'bridge server error') })
     wss.on('connection', (ws, req) => {
       stats.bridgeConnections++
       // eslint-disable-next-line no-new
@@ -146,7 +159,8 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
         now
       }, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`)
     })
-    const bridgePort = await listen(bridgeHttp, config.bridge.port, config.bridge.host)
+    const bridgePort = await listen('bridge', bridgeHttp, config.bridge.port, config.bridge.host)
+    bridgeListening = true
     cleanups.push(async () => {
       for (const client of wss.clients) client.close(CloseCode.GOING_AWAY, 'cloud node shutting down')
       await new Promise<void>((resolve) => { wss.close(() => { resolve() }) })
@@ -156,11 +170,20 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
 
     let http: CloudHttp | undefined
     if (config.http.port >= 0) {
-      http = await startCloudHttp(config.http.host, config.http.port, { registry, store, stats, logger })
+      http = await startCloudHttp(config.http.host, config.http.port, { registry, store, stats, logger }).catch((err: unknown) => { throw listenFailure('HTTP', config.http.host, config.http.port, err) })
       const h = http
       cleanups.push(async () => { await h.close() })
-      http.setReady(true)
     }
+
+    // Started last, once every listener is up: a failed start then never stops a dispatcher in
+    // the middle of a read, where Dispatcher.stop() could miss its wake-up and wait forever.
+    const dispatcher = clusterSessions === undefined
+      ? new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }))
+      : new Dispatcher(store, broker.aedes, template, stats, logger.child({ component: 'dispatch' }), `mqtt-dispatch.${sessionNamespace(nodeId)}`, true)
+    await dispatcher.start()
+    cleanups.push(async () => { await dispatcher.stop() })
+    http?.setReady(true)
+
     const bridgeHost = config.bridge.host === '0.0.0.0' ? '127.0.0.1' : config.bridge.host
     const bridgeUrl = `${tls ? 'wss' : 'ws'}://${bridgeHost}:${bridgePort}/bridge`
     logger.info({ mqttPort, bridgePort, httpPort: http?.port, bridgeUrl }, 'cloud node running')

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   TRIB_ERR_BRIDGE_AUTH: 'A bridge connection was refused: unknown edge or wrong token',
   TRIB_ERR_BRIDGE_FRAME: 'A bridge frame was malformed, oversized or out of protocol',
   TRIB_ERR_BRIDGE_EDGE_MISMATCH: 'A bridge batch claimed an edge id other than the authenticated one',
+  TRIB_ERR_NET_LISTEN: 'A listener cannot bind its address (port in use, address not available, not permitted)',
   TRIB_ERR_STORE_IO: 'The cloud store failed to read or write',
   TRIB_ERR_STORE_FENCED: 'A cloud node lost its lease on an edge to another node',
   TRIB_ERR_SIM_SCENARIO: 'A simulator scenario file is invalid',
