@@ -109,6 +109,11 @@ export class LogPersistence {
     this.destroyed = true
     if (this.flushTimer !== null) clearInterval(this.flushTimer)
     this.flushTimer = null
+    // Cursors are persisted only up to the acked offset: make the log's tail durable first, or a
+    // clean restart would replay (duplicate) what sessions acked in the last moments.
+    if (this.log.flush !== undefined) {
+      try { await this.log.flush() } catch (err) { this.logger.warn({ err }, 'commitlog flush before the last cursor write failed: cursors stay at the acked offset') }
+    }
     this.flushCursors()
     await this.writer.flush()
   }

@@ -148,3 +148,30 @@ test('at start-up a cursor and a subscription start past the end of the log are 
     await dir.remove()
   }
 })
+
+test('a graceful shutdown makes the log durable first, so cursors are persisted all the way', async () => {
+  const dir = await tempDir('acked-destroy')
+  const log = await openLog(dir.path)
+  const meta = new MemoryMetaStore()
+  const persistence = createPersistence({ log, meta, logger: silentLogger(), cursorFlushMs: 5 })
+  const client = { id: 'live-sub' }
+  try {
+    await persistence.setup({ id: 'broker-1', clients: { 'live-sub': {} } })
+    await persistence.addSubscriptions(client, [{ topic: 'devices/#', qos: 1 }])
+    const payload = Buffer.from('last words')
+    const result = log.append({ topic: TOPIC, payload, qos: 1, retain: false, clientId: 'pub' })
+    rememberLogPosition(payload, result)
+    const packet = { cmd: 'publish', topic: TOPIC, payload, qos: 1, retain: false, messageId: 1 }
+    await persistence.outgoingEnqueueCombi([{ clientId: client.id, qos: 1 }], packet)
+    await persistence.outgoingUpdate(client, packet)
+    await persistence.outgoingClearMessageId(client, { messageId: 1 })
+    // No macrotask has run since the append: its fsync cannot have completed.
+    assert.ok(log.ackedOffset < result.nextOffset, 'precondition: the record is not durable yet')
+    await persistence.destroy()
+    assert.equal(decodeOffset((await meta.get(cursorKey(client.id)))!), result.nextOffset)
+  } finally {
+    await persistence.destroy()
+    await log.close()
+    await dir.remove()
+  }
+})

@@ -8,6 +8,9 @@ export interface SessionLog {
   // but may be lost and their offsets reused, so no cursor is persisted beyond it.
   readonly ackedOffset: number
   read: (offset: number, limits?: ReadLimits) => ReadBatch
+  // Makes everything appended so far durable (CommitLog.flush). destroy() calls it first, so
+  // that a graceful shutdown persists cursors all the way (not held back by the acked offset).
+  flush?: () => Promise<void>
   // Retention keeps records from `offset` on for this reader (unless the disk cap forces).
   setReader: (name: string, offset: number) => void
   removeReader: (name: string) => void
