@@ -168,11 +168,13 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
     stats.payloadBytesIn += payload.length
     const input: AppendInput = { topic, payload, qos: qos as QoS, retain: packet.retain, clientId: client?.id ?? '' }
     pending.push(qos === 0 ? null : callback as AckCallback, observeAckSeconds === undefined ? 0 : performance.now())
+    if (qos === 1) early.claim(packet)
     let result: AppendResult
     try {
       result = log.append(input, onDurable)
     } catch (err) {
       pending.popLast()
+      if (qos === 1) early.release(packet, err as Error)
       stats.appendFailures++
       logAppendFailure(err)
       callback(err as Error)

@@ -62,9 +62,23 @@ export class EarlyRouting {
     ;(aedes as unknown as { publish: typeof publishOnce }).publish = publishOnce
   }
 
-  // Starts aedes' routing of `packet` now; its later publish call (after the PUBACK) is a no-op.
-  route (packet: PublishPacket, client: Client | null): void {
+  // Before the append: from here on a publish call for `packet` waits for route() instead of
+  // routing it (an appender may fire its durable callback, and so the PUBACK and aedes' publish
+  // call, before append returns).
+  claim (packet: PublishPacket): void {
     this.states.set(packet, ROUTING)
+  }
+
+  // The append failed: nothing will be routed early; a waiting publish call gets the error.
+  release (packet: PublishPacket, err: Error): void {
+    const state = this.states.get(packet)
+    this.states.delete(packet)
+    if (typeof state === 'function') state(err)
+  }
+
+  // After the append: starts aedes' routing of the claimed `packet`; its publish call after the
+  // PUBACK routes nothing.
+  route (packet: PublishPacket, client: Client | null): void {
     this.routeNow(packet, client, this.routed)
   }
 }

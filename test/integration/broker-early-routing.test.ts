@@ -15,18 +15,21 @@ import { waitFor } from '../helpers/net.js'
 
 const limits = { maxPacketBytes: 65536, maxConnections: 100, inflightWindow: 1000, maxTopicLength: 256, maxTopicLevels: 16, connectTimeoutMs: 5000 }
 
-// Appends are recorded; their durable callbacks fire only on release() (or at once when `auto`).
+// Appends are recorded; their durable callbacks fire only on release(), or soon when `auto`, or
+// inside append() when `sync` (an appender may; the broker must not route twice then).
 class HeldLog implements DurableAppender {
   readonly appended: AppendInput[] = []
   private readonly held: DurableCallback[] = []
   private end = 0
   auto = false
+  sync = false
 
   append (input: AppendInput, onDurable: DurableCallback): AppendResult {
     this.appended.push(input)
     const offset = this.end
     this.end += 100
-    if (this.auto) setImmediate(() => { onDurable(null) })
+    if (this.sync) onDurable(null)
+    else if (this.auto) setImmediate(() => { onDurable(null) })
     else this.held.push(onDurable)
     return { offset, nextOffset: this.end, timestampMs: Date.now(), topicOffset: this.appended.length - 1 }
   }
@@ -147,4 +150,17 @@ test('a QoS 1 will is appended once and routed once', async () => {
   await new Promise((resolve) => setTimeout(resolve, 100))
   assert.deepEqual(got, ['gone'])
   assert.equal(log.appended.filter((a) => a.topic === 'wills/dying-4').length, 1)
+})
+
+test('an appender that is durable inside append(): each QoS 1 message is routed once and acked', async () => {
+  const { log, url } = await startStack()
+  log.sync = true
+  const sub = await connect(url, 'sub-5')
+  await sub.subscribeAsync('sync/#', { qos: 1 })
+  const got = collect(sub)
+  const pub = await connect(url, 'pub-5')
+  for (let i = 0; i < 20; i++) await pub.publishAsync('sync/seq', String(i), { qos: 1 })
+  await waitFor('20 deliveries', () => got.length >= 20, 10_000)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => String(i)))
 })
