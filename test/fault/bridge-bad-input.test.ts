@@ -3,10 +3,10 @@
 // (a real process) keeps serving a well-behaved edge throughout.
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { WebSocket } from 'ws'
 import { tempDir, waitFor } from '../helpers/net.js'
 import { startCloudProcess, type CloudProcess } from '../helpers/cloud-process.js'
-import { FrameType, RefuseCode, decodeFrame, encodeFrame, type BridgeFrame } from '../../src/protocol/bridge-frames.js'
+import { FrameType, RefuseCode, encodeFrame } from '../../src/protocol/bridge-frames.js'
+import { openBridge, type BridgeConn } from '../helpers/bridge-conn.js'
 
 let cloud: CloudProcess
 let dir: { path: string, remove: () => Promise<void> }
@@ -21,17 +21,8 @@ after(async () => {
   await dir?.remove()
 })
 
-interface Conn { ws: WebSocket, frames: BridgeFrame[], closed: Promise<{ code: number, reason: string }> }
-
-async function open (): Promise<Conn> {
-  const ws = new WebSocket(cloud.bridgeUrl)
-  const frames: BridgeFrame[] = []
-  ws.on('message', (data) => { const r = decodeFrame(data as Buffer); if (r.ok) frames.push(r.frame) })
-  ws.on('error', () => {})
-  const closed = new Promise<{ code: number, reason: string }>((resolve) => ws.on('close', (code, reason) => { resolve({ code, reason: reason.toString() }) }))
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => { resolve() }); ws.once('error', reject) })
-  return { ws, frames, closed }
-}
+type Conn = BridgeConn
+async function open (): Promise<Conn> { return await openBridge(cloud.bridgeUrl) }
 
 async function hello (c: Conn, edgeId: string, token: string): Promise<void> {
   c.ws.send(encodeFrame({ type: FrameType.HELLO, edgeId, token, checkpoint: 0, lastDownlinkSeq: 0 }))

@@ -1,5 +1,5 @@
-// Persistent MQTT sessions of cloud subscribers live in the NATS cluster (src/meta/jetstream.ts
-// via cloud/sessions.ts), not on the cloud node's disk: a subscriber that went away resumes
+// Persistent MQTT sessions of cloud subscribers live in the NATS cluster (cloud/sessions/, a KV
+// record per client id), not on the cloud node's disk: a subscriber that went away resumes
 // where it stopped after its cloud node was restarted with the same --node-id on an EMPTY data
 // dir (as a replacement machine would be), receiving what arrived meanwhile, in order.
 import { test } from 'node:test'

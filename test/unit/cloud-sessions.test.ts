@@ -1,0 +1,141 @@
+// Cloud persistent sessions in-process (cloud/sessions/): the record store's compare-and-set and
+// expiry sweep, the follower's cursor (never ahead of acks, window-bounded, backlog then live),
+// and the hand-over between two session managers (two "nodes" over one record store).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { silentLogger } from '../../src/log/index.js'
+import { MemoryMetaStore } from '../../src/meta/memory.js'
+import { CloudTopicTemplate } from '../../cloud/dispatcher.js'
+import { MetaSessionKV } from '../../cloud/sessions/kv.js'
+import { SessionFollower } from '../../cloud/sessions/follower.js'
+import { SessionManager, type SessionClient } from '../../cloud/sessions/manager.js'
+import type { SessionRecord } from '../../cloud/sessions/record.js'
+import { MemoryCloudStore } from '../../cloud/store/memory.js'
+import { waitFor } from '../helpers/net.js'
+
+const template = new CloudTopicTemplate('up/{edge}/{topic}')
+
+async function storeWith (n: number, from = 0, store = new MemoryCloudStore()): Promise<MemoryCloudStore> {
+  const lease = await store.acquireLease('e1', 'test', 60_000, Date.now())
+  assert.equal(lease.status, 'ok')
+  if (lease.status !== 'ok') throw new Error('lease')
+  const records = Array.from({ length: n }, (_, i) => ({ offset: from + i, nextOffset: from + i + 1, timestampMs: 0, qos: 1 as const, retain: false, topic: i % 2 === 0 ? 'a/t' : 'b/t', payload: Buffer.from(`m${from + i}`) }))
+  await store.appendBatch('e1', { fromOffset: from, toOffset: from + n, records }, lease.lease)
+  return store
+}
+
+// Plays aedes' Client: QoS>0 packets get a packet id (outgoingUpdate -> assign), writes complete at once.
+class FakeClient implements SessionClient {
+  clean = false
+  closed = false
+  nextId = 1
+  readonly sent: Array<{ payload: string, qos: number, messageId: number }> = []
+  follower: { assign: (c: number, m: number) => void } | undefined
+  constructor (readonly id: string) {}
+  deliverQoS (packet: object, cb: () => void): void {
+    const p = packet as { payload: Buffer, qos: number, brokerCounter: number }
+    const messageId = p.qos > 0 ? this.nextId++ : 0
+    if (p.qos > 0) this.follower?.assign(p.brokerCounter, messageId)
+    this.sent.push({ payload: p.payload.toString(), qos: p.qos, messageId })
+    setImmediate(cb)
+  }
+
+  close (): void { this.closed = true }
+}
+
+const rec = (over: Partial<SessionRecord> = {}): SessionRecord => ({ subs: [], cursor: 0, holder: '', epoch: 1, heldUntilMs: 0, touchedMs: 1000, ...over })
+
+test('session records: compare-and-set on the revision; the sweep removes only sessions offline past the expiry', async () => {
+  const kv = new MetaSessionKV(new MemoryMetaStore(), silentLogger())
+  assert.deepEqual(await kv.put('c1', rec(), 0), { status: 'ok', revision: 1 })
+  assert.deepEqual(await kv.put('c1', rec(), 0), { status: 'conflict' }, 'create of an existing session')
+  assert.deepEqual(await kv.put('c1', rec({ cursor: 5 }), 1), { status: 'ok', revision: 2 })
+  assert.deepEqual(await kv.put('c1', rec({ cursor: 9 }), 1), { status: 'conflict' }, 'a stale revision')
+  assert.equal((await kv.get('c1'))?.record.cursor, 5)
+  // Any client id (MQTT allows any UTF-8) round-trips through the key.
+  await kv.put('ü/€ #+', rec({ touchedMs: 5000 }), 0)
+  await kv.put('held', rec({ holder: 'n#1', heldUntilMs: 100_000 }), 0)
+  assert.equal(await kv.sweep(10_000, 12_000), 1, 'only c1 (offline since 1000) is past 10 s')
+  assert.equal(await kv.get('c1'), undefined)
+  assert.ok(await kv.get('ü/€ #+') !== undefined)
+  assert.equal(await kv.sweep(10_000, 200_000), 2, 'a lease that ran out counts as offline')
+})
+
+test('follower: backlog then live from one position, only matching records, QoS downgraded, cursor never ahead of the acks, window bounded', async () => {
+  const store = await storeWith(10)
+  const client = new FakeClient('app')
+  let progress = 0
+  const f = new SessionFollower(store, template, client, [{ topic: 'up/e1/a/#', qos: 1, since: 0 }, { topic: 'up/e1/b/t', qos: 0, since: 4 }], 0, 3, () => { progress++ }, silentLogger())
+  client.follower = f
+  f.start()
+  await waitFor('window full', () => client.sent.length >= 3)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  // m0 (a, qos1), m2 (a), m4 (a); m1/m3 are b/t before its `since`; m5 (b/t, qos 0) would be next
+  // but the window (3 unacked) holds it back.
+  assert.deepEqual(client.sent.map((s) => s.payload), ['m0', 'm2', 'm4'])
+  assert.equal(f.cursor, 0, 'nothing acked: the cursor stays at the first unacked record')
+  assert.equal(f.ack(client.sent[1].messageId), true) // m2 acked before m0
+  assert.equal(f.cursor, 0, 'm0 still unacked')
+  assert.equal(f.ack(client.sent[0].messageId), true)
+  assert.equal(f.cursor, 4, 'm0..m3 done, m4 unacked')
+  assert.equal(f.ack(999), false, 'not one of ours')
+  await waitFor('the rest of the backlog', () => client.sent.length >= 6)
+  assert.deepEqual(client.sent.map((s) => [s.payload, s.qos]), [['m0', 1], ['m2', 1], ['m4', 1], ['m5', 0], ['m6', 1], ['m7', 0]])
+  // Live: records appended after the follower reached the end.
+  for (const s of client.sent.slice(2)) if (s.qos > 0) f.ack(s.messageId)
+  await waitFor('m8, m9', () => client.sent.length >= 8)
+  for (const s of client.sent.slice(6)) if (s.qos > 0) f.ack(s.messageId)
+  await waitFor('cursor at the end', () => f.cursor === 10)
+  await storeWith(2, 10, store)
+  await waitFor('live m10, m11', () => client.sent.length >= 10)
+  assert.deepEqual(client.sent.slice(8).map((s) => s.payload), ['m10', 'm11'])
+  assert.ok(progress > 0)
+  f.stop()
+  await store.close()
+})
+
+test('two managers over one record store: a connect at the second asks the first to hand over (final cursor), the first drops its client', async () => {
+  const store = await storeWith(6)
+  const kv = new MetaSessionKV(new MemoryMetaStore(), silentLogger())
+  const opts = { kv, store, template, leaseTtlMs: 15_000, expiryMs: 3_600_000, windowMessages: 100, logger: silentLogger(), now: Date.now }
+  const a = new SessionManager({ ...opts, nodeId: 'node-a' })
+  const b = new SessionManager({ ...opts, nodeId: 'node-b' })
+  a.start(); b.start()
+  try {
+    assert.deepEqual(await a.open('app'), [])
+    const atA = new FakeClient('app')
+    atA.follower = { assign: (c, m) => { a.assign('app', c, m) } }
+    a.bind(atA)
+    await a.addSubscriptions('app', [{ topic: 'up/e1/#', qos: 1 }])
+    a.ready(atA)
+    await storeWith(4, 6, store) // m6..m9 after the SUBSCRIBE (m0..m5 are before it)
+    await waitFor('m6..m9 at A', () => atA.sent.length >= 4)
+    assert.deepEqual(atA.sent.map((s) => s.payload), ['m6', 'm7', 'm8', 'm9'])
+    assert.equal(a.ack('app', atA.sent[0].messageId), true)
+    assert.equal(a.ack('app', atA.sent[1].messageId), true)
+    assert.equal(a.info('app')?.cursor, 8)
+    const before = (await kv.get('app'))!.record
+    assert.equal(before.holder, a.holder)
+    assert.equal(before.epoch, 1)
+
+    const subs = await b.open('app')
+    assert.deepEqual(subs.map((s) => s.topic), ['up/e1/#'])
+    assert.equal(atA.closed, true, 'node A disconnected its client')
+    assert.equal(a.info('app'), undefined)
+    const after = (await kv.get('app'))!.record
+    assert.equal(after.holder, b.holder)
+    assert.equal(after.epoch, 2)
+    assert.equal(after.cursor, 8, 'A handed over its final cursor: B resumes at the first unacked message')
+    const atB = new FakeClient('app')
+    atB.follower = { assign: (c, m) => { b.assign('app', c, m) } }
+    b.bind(atB)
+    b.ready(atB)
+    await waitFor('m8, m9 at B', () => atB.sent.length >= 2)
+    assert.deepEqual(atB.sent.map((s) => s.payload), ['m8', 'm9'])
+  } finally {
+    await a.close()
+    await b.close()
+    await kv.close()
+    await store.close()
+  }
+})
