@@ -6,7 +6,7 @@ import type { WebSocket } from 'ws'
 import type { Logger } from '../src/log/index.js'
 import { isTributaryError, type ErrorCode } from '../src/errors/index.js'
 import {
-  FrameType, LazyBatchFrame, RefuseCode, decodeFrame, encodeFrame, scanBatchFrame, type BatchFrame, type BridgeFrame, type FrameLimits,
+  FrameType, LazyBatchFrame, LazyLogBatchFrame, RefuseCode, decodeFrame, encodeFrame, scanBatchFrame, type BatchFrame, type BridgeFrame, type FrameLimits,
   type HelloFrame, type RefuseCodeValue
 } from '../src/protocol/bridge-frames.js'
 import type { CloudStats } from './metrics.js'
@@ -153,8 +153,9 @@ export class BridgeSession {
     if (this.state === 'closed') return
     this.lastHeard = this.deps.now()
     if (!isBinary) { this.deps.stats.frameErrors++; this.protocolError('TRIB_ERR_BRIDGE_FRAME', 'text message on the bridge: frames are binary', CloseCode.FRAME); return }
-    // BATCH frames (the hot path) are checked without an object per record: the embedded store
-    // copies their record bytes as they are (see scanBatchFrame).
+    // BATCH and LOG_BATCH frames (the hot path) are checked without an object per record: the
+    // embedded store keeps their record bytes as they are (scanBatchFrame; decodeFrame hands a
+    // LOG_BATCH to scanLogBatchFrame).
     const res = data.length > 3 && data[3] === FrameType.BATCH ? scanBatchFrame(data, this.deps.limits) : decodeFrame(data, this.deps.limits)
     if (!res.ok) { this.deps.stats.frameErrors++; this.protocolError('TRIB_ERR_BRIDGE_FRAME', res.error, CloseCode.FRAME); return }
     const frame = res.frame
@@ -246,7 +247,7 @@ export class BridgeSession {
       const s = this.deps.stats
       s.batches++
       s.recordsAppended += out.appended
-      if (batch instanceof LazyBatchFrame) {
+      if (batch instanceof LazyBatchFrame || batch instanceof LazyLogBatchFrame) {
         s.recordsDuplicate += batch.raw.count - out.appended
         s.bytesIn += batch.raw.payloadBytes
       } else {

@@ -5,7 +5,12 @@
 import type { Aedes, PublishPacket } from 'aedes'
 import type { Logger } from '../src/log/index.js'
 import type { CloudStats } from './metrics.js'
-import type { CloudStore, StoredRecord } from './store/types.js'
+import type { CloudStore, StoreReadBatch, StoredRecord } from './store/types.js'
+
+// A store that can leave out, while reading, messages the dispatcher would skip (embedded.ts).
+interface DispatchReader {
+  readForDispatch: (fromSeq: number, maxScanned: number, keep: (edgeId: string, topic: string, retain: boolean) => boolean, quiet: (edgeId: string) => boolean) => Promise<StoreReadBatch & { scanned: number }>
+}
 
 const CURSOR = 'mqtt-dispatch'
 // Records per store read: one batch of publishes in flight at a time bounds memory (8192 x ~200 B).
@@ -33,11 +38,47 @@ export class CloudTopicTemplate {
     this.after = template.slice(second + secondLen)
   }
 
+  // The topic levels every cloud topic of `edgeId` starts with, when the template puts the edge
+  // in whole levels before the topic (e.g. up/{edge}/{topic} -> ['up', edgeId]); else undefined.
+  edgeLevels (edgeId: string): string[] | undefined {
+    if (!this.edgeFirst || this.after !== '') return undefined
+    const prefix = this.before + edgeId + this.between
+    if (!prefix.endsWith('/') || (this.before !== '' && !this.before.endsWith('/')) || !this.between.startsWith('/')) return undefined
+    return prefix.slice(0, -1).split('/')
+  }
+
   render (edgeId: string, topic: string): string {
     return this.edgeFirst
       ? this.before + edgeId + this.between + topic + this.after
       : this.before + topic + this.between + edgeId + this.after
   }
+}
+
+// The part of a qlobber trie (aedes' mqemitter matcher, the session persistence's QlobberSub)
+// that mayMatchUnder reads: nested Maps keyed by topic level, wildcards as their own keys.
+interface QlobberLike { _trie: Map<string, unknown>, _separator: string, _wildcard_one: string, _wildcard_some: string }
+function isQlobber (x: unknown): x is QlobberLike {
+  const q = x as Partial<QlobberLike> | undefined
+  return q !== undefined && q !== null && q._trie instanceof Map && typeof q._separator === 'string' && typeof q._wildcard_one === 'string' && typeof q._wildcard_some === 'string'
+}
+
+// Whether some filter in the trie may match a topic that starts with `levels` and has at least
+// one level more. Conservative: true when in doubt.
+function mayMatchUnder (q: QlobberLike, levels: readonly string[]): boolean {
+  const walk = (node: Map<string, unknown>, i: number): boolean => {
+    if (node.has(q._wildcard_some)) return true // '#' here matches everything below
+    if (i === levels.length) {
+      for (const k of node.keys()) if (k !== q._separator) return true // a deeper filter
+      return false
+    }
+    for (const k of [levels[i], q._wildcard_one]) {
+      const child = node.get(k)
+      if (child instanceof Map && walk(child, i + 1)) return true
+      if (child !== undefined && !(child instanceof Map)) return true
+    }
+    return false
+  }
+  return walk(q._trie, 0)
 }
 
 // Whether a cloud topic has any subscriber: an online session's subscription (aedes' mqemitter
@@ -57,18 +98,42 @@ class SubscriberPresence {
   private generation = 0
   private readonly matcher: { match: (topic: string) => unknown[] } | undefined
   private readonly persistence: { subscriptionsByTopic: (topic: string) => Promise<unknown[]> }
+  private readonly persistenceTrie: QlobberLike | undefined
+  // edge id -> no subscription can match its topics (dropped with the other answers).
+  private readonly quietEdges = new Map<string, boolean>()
 
   constructor (aedes: Aedes, private readonly template: CloudTopicTemplate) {
     const internals = aedes as unknown as { mq?: { _matcher?: { match?: unknown } }, persistence: { subscriptionsByTopic: (topic: string) => Promise<unknown[]> } }
     const mq = internals.mq
     this.persistence = internals.persistence
     this.matcher = typeof mq?._matcher?.match === 'function' ? mq._matcher as { match: (topic: string) => unknown[] } : undefined
-    const forget = (): void => { this.generation++; this.answers.clear(); this.size = 0 }
+    // The session persistence's subscription trie: src/mqtt/persistence.ts keeps one (`trie`),
+    // cloud/sessions/persistence.ts wraps that one (`inner`). Not found: never quiet.
+    const p = internals.persistence as { trie?: unknown, inner?: { trie?: unknown } }
+    const trie = p.trie ?? p.inner?.trie
+    this.persistenceTrie = isQlobber(trie) ? trie : undefined
+    const forget = (): void => { this.generation++; this.answers.clear(); this.size = 0; this.quietEdges.clear() }
     aedes.on('subscribe', forget)
     // Fewer subscribers: not needed for correctness (a stale "yes" only costs a publish), but it
     // lets the cache learn that a topic went quiet.
     aedes.on('unsubscribe', forget)
     aedes.on('clientDisconnect', forget)
+  }
+
+  // true when no subscription, online (aedes' trie) or of a persistent session (the session
+  // persistence's trie), can match any cloud topic of this edge: then the dispatcher need not
+  // look at the edge's messages one by one (retained ones aside). Walks the two tries along the
+  // edge's topic prefix; false whenever it cannot tell (other template, other persistence).
+  quiet (edgeId: string): boolean {
+    let q = this.quietEdges.get(edgeId)
+    if (q === undefined) {
+      const levels = this.template.edgeLevels(edgeId)
+      q = levels !== undefined && this.matcher !== undefined && this.persistenceTrie !== undefined &&
+        !mayMatchUnder(this.matcher as unknown as QlobberLike, levels) && !mayMatchUnder(this.persistenceTrie, levels)
+      if (this.quietEdges.size >= MAX_PRESENCE_TOPICS) this.quietEdges.clear()
+      this.quietEdges.set(edgeId, q)
+    }
+    return q
   }
 
   // true: subscribed or unknown (publish); false: known to have no subscriber (skip).
@@ -112,6 +177,9 @@ export class Dispatcher {
   private savedSeq = -1
   private stopWake: (() => void) | undefined
   private readonly presence: SubscriberPresence
+  private readonly filtered: DispatchReader | undefined
+  private readonly keep: (edgeId: string, topic: string, retain: boolean) => boolean
+  private readonly quiet: (edgeId: string) => boolean
 
   constructor (
     private readonly store: CloudStore,
@@ -126,6 +194,11 @@ export class Dispatcher {
     private readonly newStartsAtEnd: boolean = false
   ) {
     this.presence = new SubscriberPresence(aedes, template)
+    const f = store as Partial<DispatchReader>
+    this.filtered = typeof f.readForDispatch === 'function' ? f as DispatchReader : undefined
+    // Unknown topics are kept (publishAll learns them); known unsubscribed ones are left out.
+    this.keep = (edgeId, topic, retain) => retain || this.presence.has(edgeId, topic)
+    this.quiet = (edgeId) => this.presence.quiet(edgeId)
   }
 
   async start (): Promise<void> {
@@ -152,14 +225,15 @@ export class Dispatcher {
 
   private async loop (): Promise<void> {
     while (!this.stopped) {
-      const b = await this.store.read(this.seq, { maxRecords: READ_BATCH_RECORDS })
-      if (b.records.length === 0) {
+      const b = await this.read()
+      if (b.records.length === 0 && b.scanned === 0) {
         this.seq = b.nextSeq
         await this.saveCursor(false)
         await Promise.race([this.store.waitForData(this.seq), new Promise<void>((resolve) => { this.stopWake = resolve })])
         continue
       }
       await this.publishAll(b.records)
+      this.stats.dispatched += b.scanned
       this.seq = b.nextSeq
       this.stats.dispatchSeq = this.seq
       await this.saveCursor(false)
@@ -195,7 +269,14 @@ export class Dispatcher {
       }
       done()
     })
-    this.stats.dispatched += records.length
+  }
+
+  // The embedded store can leave out messages nobody receives while it reads them (no object
+  // per skipped message); other stores return everything and publishAll skips.
+  private async read (): Promise<StoreReadBatch & { scanned: number }> {
+    if (this.filtered !== undefined) return await this.filtered.readForDispatch(this.seq, READ_BATCH_RECORDS, this.keep, this.quiet)
+    const b = await this.store.read(this.seq, { maxRecords: READ_BATCH_RECORDS })
+    return { status: b.status, records: b.records, nextSeq: b.nextSeq, scanned: b.records.length }
   }
 
   private async saveCursor (force: boolean): Promise<void> {

@@ -8,6 +8,9 @@
 //   payload  = BATCH frame: edgeId | fromOffset | toOffset | records (offset, next offset, original
 //              timestamp, qos, retain, topic, payload)
 //   timestamp = the newest record's original timestamp (clamped by the log to never go backwards)
+// A LOG_BATCH frame (the edge's log bytes as they are) that arrives whole and new is stored as it
+// came, as one chunk of up to maxRecordsPerBatch messages (it fits the log's maxRecordBytes when
+// the edge's batchMaxBytes does; otherwise it is split into BATCH chunks). Readers handle both.
 // Why chunks, not one log record per message: the per-record work of the log (framing, CRC call,
 // topic index, durable callback) and of the reader dominated the cloud's CPU in a backlog drain;
 // a chunk pays it once for up to 1,024 messages.
@@ -27,8 +30,9 @@ import type { MetaStore } from '../../src/meta/types.js'
 import { isTributaryError, tributaryError } from '../../src/errors/index.js'
 import type { Logger } from '../../src/log/index.js'
 import {
-  decodeBatchHeader, decodeFrame, encodeBatch, encodeBatchRaw, FrameType, LazyBatchFrame, recordEnd,
-  recordOffsetAt, recordTimestampAt, type QoSLevel
+  decodeBatchHeader, decodeFrame, encodeBatch, encodeBatchRaw, FrameType, LazyBatchFrame, LazyLogBatchFrame, LOG_BATCH_RUN_HEADER_BYTES,
+  logRecordLength, logRecordPayloadStart, logRecordQos, logRecordRetain, logRecordTimestamp, logRecordTopicEnd, logRecordTopicStart,
+  recordEnd, recordOffsetAt, recordTimestampAt, type BatchHeader, type QoSLevel
 } from '../../src/protocol/bridge-frames.js'
 import { LeaseTable } from './leases.js'
 import type {
@@ -126,6 +130,111 @@ class ChunkStarts {
   }
 }
 
+// Topic strings of stored messages, interned by their bytes: a reader that sees the same few
+// thousand device topics a million times makes a string for each once, not per message, and the
+// Map lookups keyed by it (the dispatcher's subscriber presence) reuse its cached hash. A hash
+// collision only costs a fresh string (the entry is replaced).
+const MAX_INTERNED_TOPICS = 65_536 // ~100 B each; the table restarts when full
+class TopicNames {
+  private readonly table = new Map<number, { bytes: Buffer, name: string }>()
+
+  get (buf: Buffer, start: number, end: number): string {
+    let h = 0x811c9dc5 // FNV-1a
+    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i], 0x01000193)
+    h = (h ^ (end - start)) | 0
+    const e = this.table.get(h)
+    if (e !== undefined && e.bytes.length === end - start) {
+      const b = e.bytes
+      let i = 0
+      while (i < b.length && b[i] === buf[start + i]) i++
+      if (i === b.length) return e.name
+    }
+    const name = buf.toString('utf8', start, end)
+    if (this.table.size >= MAX_INTERNED_TOPICS) this.table.clear()
+    this.table.set(h, { bytes: Buffer.from(buf.subarray(start, end)), name })
+    return name
+  }
+}
+
+// Whether the dispatcher wants a message (its cloud topic has a subscriber, or it is retained).
+export type DispatchFilter = (edgeId: string, topic: string, retain: boolean) => boolean
+
+// Walks the messages of one stored chunk, BATCH (records with their own offsets) or LOG_BATCH
+// (runs of edge log records), without an object per message. One instance, reset per chunk.
+class ChunkCursor {
+  buf: Buffer = Buffer.alloc(0)
+  count = 0
+  private log = false
+  // Current message: its first byte, topic, payload and end.
+  at = 0
+  topicStart = 0
+  topicEnd = 0
+  payloadStart = 0
+  end = 0
+  // LOG_BATCH: the current run.
+  private runStart = 0
+  private runEnd = 0
+  private runOffset = 0
+  private runsLeft = 0
+
+  reset (buf: Buffer, h: BatchHeader | undefined): void {
+    this.buf = buf
+    this.count = h === undefined ? 0 : h.count
+    this.log = h !== undefined && h.type === FrameType.LOG_BATCH
+    if (h === undefined) return
+    if (this.log) {
+      this.runsLeft = buf.readUInt32BE(h.recordsAt)
+      this.runEnd = h.recordsAt + 4
+      this.at = this.runEnd
+      this.nextRun()
+    } else {
+      this.at = h.recordsAt
+    }
+    this.fields()
+  }
+
+  private nextRun (): void {
+    if (this.runsLeft === 0 || this.runEnd + LOG_BATCH_RUN_HEADER_BYTES > this.buf.length) { this.at = this.buf.length; return }
+    this.runsLeft--
+    const h = this.runEnd
+    this.runOffset = recordOffsetAt(this.buf, h)
+    this.runStart = h + LOG_BATCH_RUN_HEADER_BYTES
+    this.runEnd = this.runStart + this.buf.readUInt32BE(h + 8)
+    this.at = this.runStart
+  }
+
+  private fields (): void {
+    const buf = this.buf
+    const at = this.at
+    if (this.log) {
+      if (at + 29 > buf.length) { this.end = Infinity; return }
+      this.topicStart = logRecordTopicStart(at)
+      this.topicEnd = logRecordTopicEnd(buf, at)
+      this.payloadStart = logRecordPayloadStart(buf, at)
+      this.end = at + logRecordLength(buf, at)
+      return
+    }
+    this.topicStart = at + 28
+    this.topicEnd = this.topicStart > buf.length ? buf.length : this.topicStart + buf.readUInt16BE(at + 26)
+    this.payloadStart = this.topicEnd + 4
+    this.end = this.payloadStart > buf.length ? Infinity : this.payloadStart + buf.readUInt32BE(this.topicEnd)
+  }
+
+  valid (): boolean { return this.end <= this.buf.length && this.topicEnd <= this.payloadStart }
+
+  next (): void {
+    this.at = this.end
+    if (this.log && this.at >= this.runEnd) this.nextRun()
+    if (this.at < this.buf.length) this.fields()
+    else this.end = Infinity
+  }
+
+  edgeOffset (): number { return this.log ? this.runOffset + (this.at - this.runStart) : recordOffsetAt(this.buf, this.at) }
+  timestamp (): number { return this.log ? logRecordTimestamp(this.buf, this.at) : recordTimestampAt(this.buf, this.at) }
+  qos (): QoSLevel { return this.log ? logRecordQos(this.buf, this.at) : this.buf[this.at + 24] as QoSLevel }
+  retain (): boolean { return this.log ? logRecordRetain(this.buf, this.at) : this.buf[this.at + 25] === 1 }
+}
+
 interface DurableWaiter { appendedCount: number, resolve: () => void, reject: (err: Error) => void }
 
 export class EmbeddedCloudStore implements CloudStore {
@@ -153,8 +262,13 @@ export class EmbeddedCloudStore implements CloudStore {
   private readonly inflightStarts: number[] = []
   // Largest chunk (bytes) appended as one log record: lowered to the log's limit if it refuses one.
   private chunkMaxBytes = CHUNK_MAX_BYTES
+  // The log's maxRecordBytes, once it refused a chunk as too large (LOG_BATCH frames are tried
+  // as they are until then).
+  private logRecordLimit = Infinity
   private messages = 0
   private readonly chunks = new ChunkStarts()
+  private readonly cursor = new ChunkCursor()
+  private readonly topicNames = new TopicNames()
 
   private constructor (opts: EmbeddedStoreOptions) {
     this.log = opts.log
@@ -219,6 +333,11 @@ export class EmbeddedCloudStore implements CloudStore {
     // The hot path: a batch checked by scanBatchFrame, all new (not a replay): its record bytes
     // are stored as they arrived, without decoding.
     if (batch instanceof LazyBatchFrame && batch.raw.firstOffset >= upTo) return await this.appendRaw(edgeId, batch, upTo)
+    if (batch instanceof LazyLogBatchFrame && batch.raw.firstOffset >= upTo && batch.edgeId === edgeId && batch.raw.buf.length + LOG_RECORD_OVERHEAD + 2 * edgeId.length <= this.logRecordLimit) {
+      const done = await this.appendLogBatch(edgeId, batch, upTo)
+      if (done !== undefined) return done
+      // The log refused it as too large (its limit is now known): split below, as objects.
+    }
     const records = batch.records
     // Skip the replayed part of a batch (records below the dedupe key): records are in offset order.
     let first = 0
@@ -332,17 +451,44 @@ export class EmbeddedCloudStore implements CloudStore {
     return await this.commit(edgeId, upTo, toOffset, startLogOffset, raw.count)
   }
 
+  // Stores a new LOG_BATCH frame as it arrived: one chunk (the frame names this edge, as the
+  // recovery scan relies on). Undefined when the log refused it as too large.
+  private async appendLogBatch (edgeId: string, batch: LazyLogBatchFrame, upTo: number): Promise<AppendOutcome | undefined> {
+    const raw = batch.raw
+    const toOffset = Math.max(batch.toOffset, upTo)
+    if (raw.count === 0) return await this.commit(edgeId, upTo, toOffset, -1, 0)
+    let res: AppendResult | undefined
+    try {
+      res = this.appendChunk(edgeId, raw.buf, raw.maxTimestampMs, raw.retained)
+    } catch (err) {
+      this.fail(err as Error)
+      throw this.failed
+    }
+    if (res === undefined) return undefined
+    this.inflightStarts.push(res.offset)
+    this.chunks.add(res.offset, res.nextOffset)
+    this.appendedCount++
+    return await this.commit(edgeId, upTo, toOffset, res.offset, raw.count)
+  }
+
   // Appends one chunk; undefined when the log refused it as too large and the chunk bound was
   // lowered to the log's limit (the caller retries with smaller chunks). Other errors throw.
-  private appendChunk (edgeId: string, chunk: Buffer, timestampMs: number): AppendResult | undefined {
+  // `retained`: the chunk holds a retained message. Kept as the log record's retain flag, which a
+  // reader gets for free: the dispatcher skips a LOG_BATCH chunk without walking its messages
+  // when the flag is off and nobody subscribes to the edge's topics. (BATCH chunks, written
+  // before this flag was kept, are always walked.)
+  private appendChunk (edgeId: string, chunk: Buffer, timestampMs: number, retained = true): AppendResult | undefined {
     try {
-      return this.log.append({ topic: edgeId, payload: chunk, qos: 1, retain: false, clientId: edgeId, timestampMs }, this.onDurable)
+      return this.log.append({ topic: edgeId, payload: chunk, qos: 1, retain: retained, clientId: edgeId, timestampMs }, this.onDurable)
     } catch (err) {
       const limit = (err as { details?: { maxRecordBytes?: unknown } }).details?.maxRecordBytes
       const bound = typeof limit === 'number' ? limit - LOG_RECORD_OVERHEAD - 2 * edgeId.length : 0
       // A single record that does not fit even alone cannot be stored: that is the log's error.
-      if (isTributaryError(err) && err.code === 'TRIB_ERR_LOG_RECORD_TOO_LARGE' && bound > 0 && bound < this.chunkMaxBytes) {
-        this.chunkMaxBytes = bound
+      // Undefined only when something was learned, so a caller's retry always makes progress.
+      const learned = typeof limit === 'number' && (limit < this.logRecordLimit || bound < this.chunkMaxBytes)
+      if (isTributaryError(err) && err.code === 'TRIB_ERR_LOG_RECORD_TOO_LARGE' && bound > 0 && chunk.length > bound && learned) {
+        this.logRecordLimit = Math.min(this.logRecordLimit, limit as number)
+        if (bound < this.chunkMaxBytes) this.chunkMaxBytes = bound
         return undefined
       }
       throw err
@@ -355,21 +501,22 @@ export class EmbeddedCloudStore implements CloudStore {
 
   // Messages from `fromSeq` in store order, at most `maxRecords`, optionally only those of one
   // edge and topic; `scanLimit` bounds the messages examined (a filtered read skips most).
-  private async readChunks (fromSeq: number, maxRecords: number, scanLimit: number, edgeId?: string, topic?: string): Promise<StoreReadBatch> {
+  private async readChunks (fromSeq: number, maxRecords: number, scanLimit: number, edgeId?: string, topic?: string, keep?: DispatchFilter, quiet?: (edgeId: string) => boolean): Promise<StoreReadBatch & { scanned: number }> {
     const records: StoredRecord[] = []
     const endOffset = this.log.stats().endOffset
-    if (fromSeq >= endOffset) return { status: 'end', records, nextSeq: fromSeq }
+    if (fromSeq >= endOffset) return { status: 'end', records, nextSeq: fromSeq, scanned: 0 }
     let offset = fromSeq < this.log.stats().startOffset ? fromSeq : await this.chunkStart(fromSeq)
     // offset > fromSeq: fromSeq is the end of a segment's last chunk, offset the next chunk.
     let index = Math.max(0, fromSeq - offset)
     let scanned = 0
     let full = false
+    const c = this.cursor
     while (!full) {
       const b = await this.log.read(offset, { maxRecords: 4 })
-      if (b.status === 'end') return { status: records.length === 0 ? 'end' : 'ok', records, nextSeq: offset + index }
+      if (b.status === 'end') return { status: records.length === 0 ? 'end' : 'ok', records, nextSeq: offset + index, scanned }
       if (b.status === 'truncated') {
         if (records.length > 0) break // the gap is reported by the next call
-        return { status: 'truncated', records, nextSeq: b.nextOffset }
+        return { status: 'truncated', records, nextSeq: b.nextOffset, scanned }
       }
       for (const r of b.records) {
         if (edgeId !== undefined && r.clientId !== edgeId) {
@@ -380,40 +527,43 @@ export class EmbeddedCloudStore implements CloudStore {
         // Not always the previous chunk's nextOffset: a segment roll leaves a gap.
         if (r.offset !== offset) { offset = r.offset; index = 0 }
         this.chunks.add(r.offset, r.nextOffset)
-        // Messages are read straight from the chunk's bytes (one object each). The chunk was
-        // checked when it was stored and the log checks its CRC; a record that is not a chunk
-        // (cannot happen unless someone else wrote into this log) is skipped.
+        // Messages are read straight from the chunk's bytes (an object only for those returned).
+        // The chunk was checked when it was stored and the log checks its CRC; a record that is
+        // not a chunk (cannot happen unless someone else wrote into this log) is skipped.
         const buf = r.payload
         const h = r.topic === r.clientId ? decodeBatchHeader(buf) : undefined
-        const count = h === undefined ? 0 : h.count
+        if (quiet !== undefined && h !== undefined && h.type === FrameType.LOG_BATCH && !r.retain && quiet(r.clientId)) {
+          // Nothing in this chunk is retained and nobody subscribes to this edge: no walk.
+          scanned += Math.max(0, h.count - index)
+          offset = r.nextOffset
+          index = 0
+          if (records.length >= maxRecords || scanned >= scanLimit) { full = true; break }
+          continue
+        }
+        c.reset(buf, h)
         const base = r.offset
-        const last = count - 1
-        let at = h === undefined ? 0 : h.recordsAt
+        const last = c.count - 1
         let i = 0
-        for (; i < index && i <= last; i++) at = recordEnd(buf, at)
+        for (; i < index && i <= last; i++) c.next()
         for (; i <= last; i++) {
           if (records.length >= maxRecords || scanned >= scanLimit) break
           scanned++
-          const tAt = at + 28
-          const tEnd = tAt > buf.length ? buf.length : tAt + buf.readUInt16BE(at + 26)
-          const pEnd = tEnd + 4 > buf.length ? Infinity : tEnd + 4 + buf.readUInt32BE(tEnd)
-          if (pEnd > buf.length) { i = last + 1; break } // not a well-formed chunk: skipped
-          const start = at
-          at = pEnd
-          const t = buf.toString('utf8', tAt, tEnd)
-          if (topic !== undefined && t !== topic) continue
+          if (!c.valid()) { i = last + 1; break } // not a well-formed chunk: skipped
+          const t = this.topicNames.get(buf, c.topicStart, c.topicEnd)
+          if ((topic !== undefined && t !== topic) || (keep !== undefined && !keep(r.clientId, t, c.retain()))) { c.next(); continue }
           records.push({
             seq: base + i,
             // Past a chunk's last message a reader continues at the next log record.
             nextSeq: i === last ? r.nextOffset : base + i + 1,
             edgeId: r.clientId,
-            edgeOffset: recordOffsetAt(buf, start),
-            timestampMs: recordTimestampAt(buf, start),
+            edgeOffset: c.edgeOffset(),
+            timestampMs: c.timestamp(),
             topic: t,
-            qos: buf[start + 24] as QoSLevel,
-            retain: buf[start + 25] === 1,
-            payload: buf.subarray(tEnd + 4, pEnd)
+            qos: c.qos(),
+            retain: c.retain(),
+            payload: buf.subarray(c.payloadStart, c.end)
           })
+          c.next()
         }
         if (i <= last) { index = i; full = true; break }
         offset = r.nextOffset
@@ -421,7 +571,15 @@ export class EmbeddedCloudStore implements CloudStore {
         if (records.length >= maxRecords || scanned >= scanLimit) { full = true; break }
       }
     }
-    return { status: 'ok', records, nextSeq: offset + index }
+    return { status: 'ok', records, nextSeq: offset + index, scanned }
+  }
+
+  // For the MQTT dispatcher: up to `maxScanned` messages from `fromSeq`, returning only those
+  // `keep` accepts (no object, no payload view for the others); `scanned` counts them all.
+  // `quiet(edgeId)`: no subscription can match any of that edge's cloud topics; then a chunk
+  // without retained messages is skipped whole.
+  async readForDispatch (fromSeq: number, maxScanned: number, keep: DispatchFilter, quiet?: (edgeId: string) => boolean): Promise<StoreReadBatch & { scanned: number }> {
+    return await this.readChunks(fromSeq, maxScanned, maxScanned, undefined, undefined, keep, quiet)
   }
 
   // The log offset of the chunk holding `seq` (seq itself when it is a chunk start).

@@ -18,9 +18,13 @@ import type { AppendInput, AppendResult, DurableCallback, ReadBatch, ReadLimits 
 import type { Logger } from '../../src/log/index.js'
 import type { MetaStore } from '../../src/meta/types.js'
 import {
-  DEFAULT_FRAME_LIMITS, FrameType, RefuseCode, decodeFrame, encodeBatch, encodeFrame, frameTypeName,
-  type BridgeFrame, type BridgeRecord, type DownlinkFrame, type QoSLevel
+  DEFAULT_FRAME_LIMITS, FrameType, LOG_BATCH_RUN_HEADER_BYTES, RefuseCode, decodeFrame, encodeFrame, frameTypeName,
+  logBatchHeaderBytes, writeLogBatchHeader, writeLogBatchRun, type BridgeFrame, type DownlinkFrame, type QoSLevel
 } from '../../src/protocol/bridge-frames.js'
+import {
+  newRawRead, rawClientIdLength, rawFrameLength, rawTimestamp, rawTopicLength, rawTopicStart, readRaw, type RawRead,
+  type RawReadLimits
+} from '../../src/commitlog/raw-read.js'
 import { TopicFilterSet } from '../../src/protocol/topic-filter.js'
 import { RateCap, backoffMs } from './pacing.js'
 
@@ -31,6 +35,8 @@ export interface BridgeLog {
   readonly durableOffset: number
   append (input: AppendInput, onDurable: DurableCallback): AppendResult
   read (offset: number, limits?: ReadLimits & { maxOffset?: number }): ReadBatch
+  // Raw bytes for the replication hot path (src/commitlog/raw-read.ts walks and checks them).
+  readBytes (offset: number, into: Buffer, at: number, len: number, maxOffset: number): number
   waitForData (offset: number): Promise<void>
   flush (): Promise<void>
   setReader (name: string, offset: number): void
@@ -80,6 +86,8 @@ const READER = 'bridge'
 const zeroMask = (mask: Buffer): void => { mask.fill(0) }
 
 interface Inflight { toOffset: number, records: number, bytes: number, oldestTs: number }
+// What shapeBatch made of a raw read (one reused object).
+interface Shaped { count: number, runs: number, end: number, payloadBytes: number, oldestTs: number }
 
 export interface BridgeStatus {
   state: 'disconnected' | 'connecting' | 'ready' | 'closed'
@@ -113,6 +121,8 @@ export class BridgeClient {
   private gen = 0
   private urlIndex = 0
   private attempt = 0
+  // Failed attempts since the last full round of URLs (or the last working link).
+  private failedInRound = 0
   private acked = 0
   private readPos = 0
   private readonly inflight: Inflight[] = []
@@ -136,8 +146,14 @@ export class BridgeClient {
   private rateTimer: NodeJS.Timeout | undefined
   private connectTimer: NodeJS.Timeout | undefined
   private pingNonce = 0
-  // Reused across batches: filtered records of the current read (no array per batch).
-  private readonly batch: BridgeRecord[] = []
+  // Reused across batches (no object per batch beyond its buffer).
+  private readonly raw: RawRead = newRawRead()
+  private readonly shaped: Shaped = { count: 0, runs: 0, end: 0, payloadBytes: 0, oldestTs: 0 }
+  // A record larger than a frame can never be sent; a longer length field is corruption.
+  private readonly rawLimits: RawReadLimits = { maxBytes: 0, maxRecords: 0, maxOffset: 0, maxRecordBytes: DEFAULT_FRAME_LIMITS.maxFrameBytes - 1024 }
+  private readonly headerBytes: number
+  private readonly forwardAll: boolean
+  private readonly downlinkClientId = Buffer.from(DOWNLINK_CLIENT_ID)
   private lastLagLog = 0
 
   constructor (private readonly deps: BridgeDeps) {
@@ -146,6 +162,8 @@ export class BridgeClient {
     this.logger = deps.logger
     this.now = deps.now ?? Date.now
     this.filters = new TopicFilterSet(this.s.forward)
+    this.forwardAll = this.s.forward.includes('#')
+    this.headerBytes = logBatchHeaderBytes(Buffer.byteLength(this.s.edgeId))
     this.rate = new RateCap(this.s.rateMsgsPerSec, this.s.rateBytesPerSec, this.now)
   }
 
@@ -216,8 +234,17 @@ export class BridgeClient {
     this.inflight.length = 0
     this.pumping = false
     this.counters.disconnects++
-    if (!wasReady) this.urlIndex++ // fail over to the next URL after a failed attempt
-    const delay = backoffMs(this.attempt++, this.s.backoffMinMs, this.s.backoffMaxMs)
+    // A failed attempt (refused, timed out, refused handshake) fails over to the next URL at
+    // once; the backoff applies only after every URL failed in a row (a full round), or after a
+    // working link was lost (then the same URL is tried first).
+    let delay = 0
+    if (!wasReady) {
+      this.urlIndex++
+      if (++this.failedInRound >= this.s.cloudUrls.length) { this.failedInRound = 0; delay = backoffMs(this.attempt++, this.s.backoffMinMs, this.s.backoffMaxMs) }
+    } else {
+      this.failedInRound = 0
+      delay = backoffMs(this.attempt++, this.s.backoffMinMs, this.s.backoffMaxMs)
+    }
     this.logger[wasReady ? 'warn' : 'info']({ reason: why, retryInMs: delay, lagBytes: this.log.endOffset - this.acked }, wasReady ? 'bridge link lost' : 'bridge connect failed')
     this.reconnectTimer = setTimeout(() => { this.reconnectTimer = undefined; this.connect() }, delay)
   }
@@ -243,6 +270,7 @@ export class BridgeClient {
         if (this.connectTimer !== undefined) clearTimeout(this.connectTimer)
         this.state = 'ready'
         this.attempt = 0
+        this.failedInRound = 0
         this.counters.connects++
         const committed = frame.committedOffset
         if (committed > this.log.endOffset) {
@@ -322,38 +350,85 @@ export class BridgeClient {
         return
       }
       const [maxRecords, maxBytes] = this.rate.budget(this.s.batchMaxRecords, this.s.batchMaxBytes)
-      const b = this.log.read(this.readPos, { maxRecords, maxBytes, maxOffset: durable })
-      if (b.status === 'truncated') {
-        this.counters.truncatedBytes += b.nextOffset - this.readPos
-        this.logger.warn({ from: this.readPos, to: b.nextOffset, bytes: b.nextOffset - this.readPos }, 'records not yet replicated were deleted by retention (disk cap): dropped')
-        this.readPos = b.nextOffset
+      // The log's bytes are read straight into the frame, behind room for its header and the
+      // first run's header; the buffer is as large as what can be read (small on a live link).
+      const front = this.headerBytes + LOG_BATCH_RUN_HEADER_BYTES
+      let room = Math.max(1, Math.min(maxBytes, durable - this.readPos))
+      let buf = Buffer.allocUnsafe(front + room)
+      const limits = this.rawLimits
+      limits.maxBytes = room; limits.maxRecords = maxRecords; limits.maxOffset = durable
+      let r = readRaw(this.log, this.readPos, buf, front, limits, this.raw)
+      if (r.status === 'short') {
+        // The first record is larger than the budget: read exactly it (progress guaranteed).
+        room = limits.maxBytes = r.needBytes
+        buf = Buffer.allocUnsafe(front + room)
+        r = readRaw(this.log, this.readPos, buf, front, limits, this.raw)
+      }
+      if (r.status === 'truncated') {
+        this.counters.truncatedBytes += r.nextOffset - this.readPos
+        this.logger.warn({ from: this.readPos, to: r.nextOffset, bytes: r.nextOffset - this.readPos }, 'records not yet replicated were deleted by retention (disk cap): dropped')
+        this.readPos = r.nextOffset
         continue
       }
-      if (b.records.length === 0) { this.waitForMore(gen); return }
-      const batch = this.batch
-      let n = 0
-      let bytes = 0
-      let oldestTs = 0
-      for (const r of b.records) {
-        if (r.clientId === DOWNLINK_CLIENT_ID || !this.filters.matches(r.topic)) continue
-        // A LogRecord has every field a BridgeRecord needs: no copy.
-        batch[n++] = r as unknown as BridgeRecord
-        bytes += r.payload.length
-        if (oldestTs === 0) oldestTs = r.timestampMs
-      }
+      if (r.status !== 'ok') { this.waitForMore(gen); return }
       const from = this.readPos
-      const to = b.nextOffset
-      const frame = encodeBatch(this.s.edgeId, from, to, batch, n)
-      for (let i = 0; i < n; i++) batch[i] = undefined as unknown as BridgeRecord // release payloads
-      ws.send(frame)
-      if (n > 0) this.avgRecordBytes = this.avgRecordBytes * 0.9 + ((to - from) / b.records.length) * 0.1
-      this.inflight.push({ toOffset: to, records: n, bytes, oldestTs })
-      this.rate.consume(n, bytes)
+      const to = r.nextOffset
+      const shaped = this.shapeBatch(buf, r)
+      writeLogBatchHeader(buf, this.s.edgeId, this.headerBytes - logBatchHeaderBytes(0), from, to, shaped.count, shaped.runs)
+      ws.send(shaped.end === buf.length ? buf : buf.subarray(0, shaped.end))
+      if (r.records > 0) this.avgRecordBytes = this.avgRecordBytes * 0.9 + ((to - from) / r.records) * 0.1
+      const n = shaped.count
+      this.inflight.push({ toOffset: to, records: n, bytes: shaped.payloadBytes, oldestTs: shaped.oldestTs })
+      this.rate.consume(n, shaped.payloadBytes)
       this.counters.batchesSent++
       this.counters.recordsSent += n
-      this.counters.bytesSent += bytes
+      this.counters.bytesSent += shaped.payloadBytes
       this.readPos = to
     }
+  }
+
+  // Drops the records that are not sent (downlinks, topics outside `forward`) by moving the kept
+  // ones down over them, in place; each stretch of kept records after a gap gets a run header
+  // (it fits: a dropped record is longer than a run header). Nothing moves when all are kept.
+  private shapeBatch (buf: Buffer, r: RawRead): Shaped {
+    const out = this.shaped
+    out.count = 0; out.runs = 0; out.payloadBytes = 0; out.oldestTs = 0
+    let w = r.start - LOG_BATCH_RUN_HEADER_BYTES // where the next run header goes
+    let runHdr = -1
+    let runOffset = -1
+    for (let p = r.start; p < r.end;) {
+      const len = rawFrameLength(buf, p)
+      if (this.sends(buf, p)) {
+        if (runOffset === -1) { runHdr = w; w += LOG_BATCH_RUN_HEADER_BYTES; runOffset = r.firstOffset + (p - r.start) }
+        if (p !== w) buf.copyWithin(w, p, p + len)
+        w += len
+        if (out.count++ === 0) out.oldestTs = rawTimestamp(buf, w - len)
+        out.payloadBytes += buf.readUInt32LE(w - len + 25)
+      } else if (runOffset !== -1) {
+        writeLogBatchRun(buf, runHdr, runOffset, w - runHdr - LOG_BATCH_RUN_HEADER_BYTES)
+        out.runs++
+        runOffset = -1
+      }
+      p += len
+    }
+    if (runOffset !== -1) { writeLogBatchRun(buf, runHdr, runOffset, w - runHdr - LOG_BATCH_RUN_HEADER_BYTES); out.runs++ }
+    out.end = out.runs === 0 ? this.headerBytes : w
+    return out
+  }
+
+  // Whether the record at `p` goes to the cloud: not a downlink (those came from the cloud), and
+  // its topic matches `forward` (with '#' among them no topic string is made).
+  private sends (buf: Buffer, p: number): boolean {
+    const dl = this.downlinkClientId
+    const tLen = rawTopicLength(buf, p)
+    if (rawClientIdLength(buf, p) === dl.length) {
+      const c = rawTopicStart(p) + tLen
+      if (buf.compare(dl, 0, dl.length, c, c + dl.length) === 0) return false
+    }
+    const t = rawTopicStart(p)
+    // [MQTT-4.7.2-1] '#' does not match topics starting with '$' (as TopicFilterSet decides).
+    if (this.forwardAll) return tLen === 0 || buf[t] !== 0x24
+    return this.filters.matches(buf.toString('utf8', t, t + tLen))
   }
 
   // Nothing durable to send from readPos: flush what is appended (so it becomes durable and

@@ -550,6 +550,22 @@ export class CommitLog {
     return { status: records.length > 0 ? 'ok' : 'end', records, nextOffset: pos }
   }
 
+  // Raw bytes of the log from `offset` into `into` at `at`: at most `len` bytes, never past the
+  // end of `offset`'s segment (end-of-segment marker included) nor `maxOffset`. No framing check:
+  // raw-read.ts walks and checks the frames. Returns the bytes copied; -1 when `offset` was
+  // deleted by retention (the caller continues at startOffset); 0 at `maxOffset` / the end.
+  readBytes (offset: number, into: Buffer, at: number, len: number, maxOffset: number): number {
+    if (this.state === 'closed') throw this.notOpenError()
+    if (offset < this.startOffset) return -1
+    const stop = Math.min(this.end, maxOffset)
+    if (offset >= stop) return 0
+    if (stop > this.writer.written) this.drainWrites()
+    const seg = this.segmentFor(offset)
+    if (seg === null) return 0
+    const n = Math.min(len, Math.min(seg.end, stop) - offset)
+    return n <= 0 ? 0 : this.readAt(seg, offset, into.subarray(at, at + n), n)
+  }
+
   private corrupt (seg: Segment, offset: number): Error {
     return tributaryError('TRIB_ERR_LOG_CORRUPT', `bad record at offset ${offset} in ${seg.path}`, { offset, path: seg.path })
   }

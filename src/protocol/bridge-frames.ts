@@ -15,8 +15,16 @@
 //   DOWNLINK_ACK seq u53
 //   PING / PONG  nonce u32
 //   ERROR        code str (a TRIB_ERR_* code) | message str
+//   LOG_BATCH    edgeId str | fromOffset u53 | toOffset u53 | count u32 | runCount u32 | run*runCount
+//     run        offset u53 | bytes u32 | `bytes` of edge commitlog records, framed exactly as in the
+//                edge's segment files (src/commitlog/format.ts: little endian, magic, length, CRC,
+//                timestamp, flags, topic, client id, payload), contiguous in the edge log: the first
+//                is at `offset`, each next one at the previous one's offset + its length
 //
-// `fromOffset`/`toOffset` of a BATCH are the edge log positions the batch covers: records the
+// LOG_BATCH is what the edge sends: the bytes of its log as read from the segment file, without
+// decoding them (src/commitlog/raw-read.ts checks their CRCs on the way). BATCH stays for
+// records built as objects (tests, other senders) and for the cloud store's older chunks.
+// `fromOffset`/`toOffset` of a BATCH (and a LOG_BATCH) are the edge log positions the batch covers: records the
 // edge filtered out (not forwarded) lie between them, so the cloud can ack `toOffset` and the
 // edge resumes past them. Decoding never throws: bad input is a `{ ok: false }` value.
 
@@ -36,7 +44,8 @@ export const FrameType = {
   DOWNLINK_ACK: 7,
   PING: 8,
   PONG: 9,
-  ERROR: 10
+  ERROR: 10,
+  LOG_BATCH: 11
 } as const
 
 export const RefuseCode = {
@@ -247,18 +256,19 @@ export function batchOverheadBytes (edgeId: string): number {
   return HEADER_BYTES + 2 + Buffer.byteLength(edgeId) + 16 + 4
 }
 
-export interface BatchHeader { edgeId: string, fromOffset: number, toOffset: number, count: number, recordsAt: number }
+export interface BatchHeader { type: number, edgeId: string, fromOffset: number, toOffset: number, count: number, recordsAt: number }
 
-// The header of a BATCH frame without decoding its records (the cloud store's recovery scan
-// needs only the range). Undefined when `buf` does not start like a BATCH frame.
+// The header of a BATCH or LOG_BATCH frame without decoding its records (the cloud store's
+// recovery scan needs only the range). Undefined when `buf` does not start like one. For a
+// LOG_BATCH, `recordsAt` is the position of its run count.
 export function decodeBatchHeader (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): BatchHeader | undefined {
-  if (buf.length < HEADER_BYTES || buf[0] !== MAGIC0 || buf[1] !== MAGIC1 || buf[2] !== BRIDGE_PROTOCOL_VERSION || buf[3] !== FrameType.BATCH) return undefined
+  if (buf.length < HEADER_BYTES || buf[0] !== MAGIC0 || buf[1] !== MAGIC1 || buf[2] !== BRIDGE_PROTOCOL_VERSION || (buf[3] !== FrameType.BATCH && buf[3] !== FrameType.LOG_BATCH)) return undefined
   const r = new Reader(buf)
   const edgeId = r.str('edgeId', limits.maxStringBytes)
   const fromOffset = r.u53('fromOffset')
   const toOffset = r.u53('toOffset')
   const count = r.u32('count')
-  return r.error === undefined ? { edgeId, fromOffset, toOffset, count, recordsAt: r.at } : undefined
+  return r.error === undefined ? { type: buf[3], edgeId, fromOffset, toOffset, count, recordsAt: r.at } : undefined
 }
 
 // A cursor over one frame; every read checks the bounds and fails by setting `error`.
@@ -362,6 +372,8 @@ export function decodeFrame (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LI
       frame = decoded
       break
     }
+    case FrameType.LOG_BATCH:
+      return scanLogBatchFrame(buf, limits)
     case FrameType.ACK:
       frame = { type: FrameType.ACK, committedOffset: r.u53('committedOffset') }
       break
@@ -454,20 +466,31 @@ export class LazyBatchFrame implements BatchFrame {
 }
 
 // Like decodeFrame for a BATCH frame (same checks, same errors), without per-record objects.
-export function scanBatchFrame (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): { ok: true, frame: LazyBatchFrame } | { ok: false, error: string } {
-  if (buf.length > limits.maxFrameBytes) return { ok: false, error: `frame of ${buf.length} bytes exceeds the limit of ${limits.maxFrameBytes}` }
-  if (buf.length < HEADER_BYTES) return { ok: false, error: 'frame shorter than its header' }
-  if (buf[0] !== MAGIC0 || buf[1] !== MAGIC1) return { ok: false, error: 'not a bridge frame (bad magic)' }
-  if (buf[2] !== BRIDGE_PROTOCOL_VERSION) return { ok: false, error: `unsupported protocol version ${buf[2]}` }
-  if (buf[3] !== FrameType.BATCH) return { ok: false, error: `frame type ${buf[3]} is not BATCH` }
+// The checks every batch frame starts with (size, magic, version, type, the range, the count).
+interface BatchStart { error: string | undefined, r: Reader, edgeId: string, fromOffset: number, toOffset: number, count: number }
+function scanBatchStart (buf: Buffer, limits: FrameLimits, type: number, typeName: string): BatchStart {
   const r = new Reader(buf)
-  const edgeId = r.str('edgeId', limits.maxStringBytes)
-  const fromOffset = r.u53('fromOffset')
-  const toOffset = r.u53('toOffset')
-  const count = r.u32('count')
-  if (r.error !== undefined) return { ok: false, error: r.error }
-  if (toOffset < fromOffset) return { ok: false, error: `batch toOffset ${toOffset} is before fromOffset ${fromOffset}` }
-  if (count > limits.maxRecordsPerBatch) return { ok: false, error: `batch of ${count} records exceeds the limit of ${limits.maxRecordsPerBatch}` }
+  const out: BatchStart = { error: undefined, r, edgeId: '', fromOffset: 0, toOffset: 0, count: 0 }
+  if (buf.length > limits.maxFrameBytes) out.error = `frame of ${buf.length} bytes exceeds the limit of ${limits.maxFrameBytes}`
+  else if (buf.length < HEADER_BYTES) out.error = 'frame shorter than its header'
+  else if (buf[0] !== MAGIC0 || buf[1] !== MAGIC1) out.error = 'not a bridge frame (bad magic)'
+  else if (buf[2] !== BRIDGE_PROTOCOL_VERSION) out.error = `unsupported protocol version ${buf[2]}`
+  else if (buf[3] !== type) out.error = `frame type ${buf[3]} is not ${typeName}`
+  if (out.error !== undefined) return out
+  out.edgeId = r.str('edgeId', limits.maxStringBytes)
+  out.fromOffset = r.u53('fromOffset')
+  out.toOffset = r.u53('toOffset')
+  out.count = r.u32('count')
+  if (r.error !== undefined) out.error = r.error
+  else if (out.toOffset < out.fromOffset) out.error = `batch toOffset ${out.toOffset} is before fromOffset ${out.fromOffset}`
+  else if (out.count > limits.maxRecordsPerBatch) out.error = `batch of ${out.count} records exceeds the limit of ${limits.maxRecordsPerBatch}`
+  return out
+}
+
+export function scanBatchFrame (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): { ok: true, frame: LazyBatchFrame } | { ok: false, error: string } {
+  const st = scanBatchStart(buf, limits, FrameType.BATCH, 'BATCH')
+  if (st.error !== undefined) return { ok: false, error: st.error }
+  const { r, edgeId, fromOffset, toOffset, count } = st
   if (count * RECORD_FIXED_BYTES > buf.length - r.at) return { ok: false, error: `batch count ${count} does not fit the frame` }
   const recordsAt = r.at
   let at = r.at
@@ -527,6 +550,185 @@ export function encodeBatchRaw (edgeId: string, fromOffset: number, toOffset: nu
   buf.writeUInt32BE(count, at); at += 4
   src.copy(buf, at, start, end)
   return buf
+}
+
+// ---------------------------------------------------------------- LOG_BATCH: edge log bytes as they are
+// The edge reads its log raw (src/commitlog/raw-read.ts, CRCs checked there) and sends the bytes
+// behind a small header it writes into room it left at the front of the read buffer: no object
+// and no copy per record. The cloud checks the structure (below) without an object per record and
+// stores the frame itself as one chunk (cloud/store/embedded.ts). A LOG_BATCH decodes to a
+// BatchFrame (type BATCH: the same meaning); `raw` of the LazyLogBatchFrame tells them apart.
+// The per-record CRC is not checked again at the cloud: the edge checked it when it read the
+// bytes, the link is TCP (or TLS), and the cloud's log frames the chunk with a CRC of its own.
+
+// Edge log record framing (src/commitlog/format.ts; the protocol restates it to stay a leaf).
+const LOG_RECORD_MAGIC = 0x54524231
+const LOG_RECORD_HEADER = 29
+const RUN_HEADER_BYTES = 12
+
+export function logBatchHeaderBytes (edgeIdBytes: number): number { return HEADER_BYTES + 2 + edgeIdBytes + 16 + 4 + 4 }
+export const LOG_BATCH_RUN_HEADER_BYTES = RUN_HEADER_BYTES
+
+// Writes the LOG_BATCH header at the start of `buf` (logBatchHeaderBytes of room).
+export function writeLogBatchHeader (buf: Buffer, edgeId: string, edgeIdBytes: number, fromOffset: number, toOffset: number, count: number, runs: number): void {
+  checkStrLen('edgeId', edgeIdBytes)
+  checkU53('fromOffset', fromOffset); checkU53('toOffset', toOffset)
+  buf[0] = MAGIC0; buf[1] = MAGIC1; buf[2] = BRIDGE_PROTOCOL_VERSION; buf[3] = FrameType.LOG_BATCH
+  let at = writeStr(buf, edgeId, edgeIdBytes, HEADER_BYTES)
+  at = writeU53(buf, fromOffset, at)
+  at = writeU53(buf, toOffset, at)
+  buf.writeUInt32BE(count, at)
+  buf.writeUInt32BE(runs, at + 4)
+}
+
+// Writes a run header (offset of its first record, bytes of records that follow) at `at`.
+export function writeLogBatchRun (buf: Buffer, at: number, offset: number, bytes: number): void {
+  checkU53('run offset', offset)
+  writeU53(buf, offset, at)
+  buf.writeUInt32BE(bytes, at + 8)
+}
+
+// A whole LOG_BATCH from runs of already framed edge log records (tests; the edge builds its
+// frames in place instead).
+export function encodeLogBatch (edgeId: string, fromOffset: number, toOffset: number, runs: ReadonlyArray<{ offset: number, frames: Buffer }>): Buffer {
+  const idLen = Buffer.byteLength(edgeId)
+  let size = logBatchHeaderBytes(idLen)
+  let count = 0
+  for (const run of runs) {
+    size += RUN_HEADER_BYTES + run.frames.length
+    for (let p = 0; p + 8 <= run.frames.length && run.frames.readUInt32LE(p + 4) > 0; p += run.frames.readUInt32LE(p + 4)) count++
+  }
+  const buf = Buffer.allocUnsafe(size)
+  writeLogBatchHeader(buf, edgeId, idLen, fromOffset, toOffset, count, runs.length)
+  let at = logBatchHeaderBytes(idLen)
+  for (const run of runs) {
+    writeLogBatchRun(buf, at, run.offset, run.frames.length)
+    run.frames.copy(buf, at + RUN_HEADER_BYTES)
+    at += RUN_HEADER_BYTES + run.frames.length
+  }
+  return buf
+}
+
+export interface ScannedLogBatch {
+  buf: Buffer // the whole frame
+  runsAt: number // byte position of the first run header
+  runs: number
+  count: number
+  firstOffset: number // edge offset of the first record (toOffset when there is none)
+  payloadBytes: number
+  maxTimestampMs: number // newest record's timestamp (0 when there is none)
+  retained: boolean // some record has the retain flag (the cloud store keeps this per chunk)
+}
+
+// Walks the records of a scanned LOG_BATCH: `visit(buf, recordAt, edgeOffset)` per record, in order.
+export function forEachLogRecord (raw: ScannedLogBatch, visit: (buf: Buffer, at: number, offset: number) => void): void {
+  const buf = raw.buf
+  let at = raw.runsAt
+  for (let k = 0; k < raw.runs; k++) {
+    const runOffset = readU53(buf, at)
+    const runEnd = at + RUN_HEADER_BYTES + buf.readUInt32BE(at + 8)
+    const runStart = at + RUN_HEADER_BYTES
+    for (let p = runStart; p < runEnd; p += buf.readUInt32LE(p + 4)) visit(buf, p, runOffset + (p - runStart))
+    at = runEnd
+  }
+}
+
+// Fields of one edge log record inside a scanned LOG_BATCH (at = the record's first byte).
+export function logRecordTopicStart (at: number): number { return at + LOG_RECORD_HEADER }
+export function logRecordTopicEnd (buf: Buffer, at: number): number { return at + LOG_RECORD_HEADER + buf.readUInt16LE(at + 21) }
+export function logRecordPayloadStart (buf: Buffer, at: number): number { return logRecordTopicEnd(buf, at) + buf.readUInt16LE(at + 23) }
+export function logRecordLength (buf: Buffer, at: number): number { return buf.readUInt32LE(at + 4) }
+export function logRecordTimestamp (buf: Buffer, at: number): number { return buf.readUInt32LE(at + 12) + buf.readUInt32LE(at + 16) * TWO_32 }
+export function logRecordQos (buf: Buffer, at: number): QoSLevel { return (buf[at + 20] & 3) as QoSLevel }
+export function logRecordRetain (buf: Buffer, at: number): boolean { return (buf[at + 20] & 4) !== 0 }
+
+function readU53 (buf: Buffer, at: number): number { return buf.readUInt32BE(at) * TWO_32 + buf.readUInt32BE(at + 4) }
+
+export class LazyLogBatchFrame implements BatchFrame {
+  readonly type = FrameType.BATCH
+  private decoded: BridgeRecord[] | undefined
+  constructor (readonly edgeId: string, readonly fromOffset: number, readonly toOffset: number, readonly raw: ScannedLogBatch) {}
+
+  // Objects for stores that need them (memory, JetStream) and for replayed batches.
+  get records (): BridgeRecord[] {
+    if (this.decoded === undefined) {
+      const out: BridgeRecord[] = []
+      forEachLogRecord(this.raw, (buf, at, offset) => {
+        const pStart = logRecordPayloadStart(buf, at)
+        out.push({
+          offset,
+          nextOffset: offset + logRecordLength(buf, at),
+          timestampMs: logRecordTimestamp(buf, at),
+          qos: logRecordQos(buf, at),
+          retain: logRecordRetain(buf, at),
+          topic: buf.toString('utf8', logRecordTopicStart(at), logRecordTopicEnd(buf, at)),
+          payload: buf.subarray(pStart, at + logRecordLength(buf, at))
+        })
+      })
+      this.decoded = out
+    }
+    return this.decoded
+  }
+}
+
+// Checks a LOG_BATCH frame as strictly as decodeFrame checks a BATCH (limits, every length, the
+// log order of runs and records, qos and flag bits, trailing bytes), without an object per record.
+export function scanLogBatchFrame (buf: Buffer, limits: FrameLimits = DEFAULT_FRAME_LIMITS): { ok: true, frame: LazyLogBatchFrame } | { ok: false, error: string } {
+  const st = scanBatchStart(buf, limits, FrameType.LOG_BATCH, 'LOG_BATCH')
+  if (st.error !== undefined) return { ok: false, error: st.error }
+  const { r, edgeId, fromOffset, toOffset, count } = st
+  const runs = r.u32('runCount')
+  if (r.error !== undefined) return { ok: false, error: r.error }
+  if (runs > count) return { ok: false, error: `batch of ${count} records cannot have ${runs} runs` }
+  const runsAt = r.at
+  const end = buf.length
+  let at = runsAt
+  let prev = fromOffset
+  let seen = 0
+  let payloadBytes = 0
+  let maxTs = 0
+  let retained = 0
+  for (let k = 0; k < runs; k++) {
+    if (at + RUN_HEADER_BYTES > end) return { ok: false, error: 'truncated frame reading a run header' }
+    const offHi = buf.readUInt32BE(at)
+    if (offHi >= 0x20_0000) return { ok: false, error: 'run offset exceeds 2^53' }
+    const runOffset = offHi * TWO_32 + buf.readUInt32BE(at + 4)
+    const bytes = buf.readUInt32BE(at + 8)
+    const runStart = at + RUN_HEADER_BYTES
+    const runEnd = runStart + bytes
+    if (bytes === 0) return { ok: false, error: `run ${k} is empty` }
+    if (runEnd > end) return { ok: false, error: 'truncated frame reading a run' }
+    if (runOffset < prev || runOffset + bytes > toOffset) {
+      return { ok: false, error: `run ${k} [${runOffset}, ${runOffset + bytes}) out of order in batch [${fromOffset}, ${toOffset})` }
+    }
+    for (let p = runStart; p < runEnd;) {
+      if (p + LOG_RECORD_HEADER > runEnd) return { ok: false, error: 'truncated record header in a run' }
+      if (buf.readUInt32LE(p) !== LOG_RECORD_MAGIC) return { ok: false, error: `record ${seen} has a bad magic` }
+      const len = buf.readUInt32LE(p + 4)
+      const tLen = buf.readUInt16LE(p + 21)
+      const cLen = buf.readUInt16LE(p + 23)
+      const pLen = buf.readUInt32LE(p + 25)
+      if (len < LOG_RECORD_HEADER || p + len > runEnd) return { ok: false, error: `record ${seen} of ${len} bytes does not fit its run` }
+      if (LOG_RECORD_HEADER + tLen + cLen + pLen !== len) return { ok: false, error: `record ${seen} lengths do not add up` }
+      if (tLen > limits.maxTopicBytes) return { ok: false, error: `record topic is ${tLen} bytes, over the limit of ${limits.maxTopicBytes}` }
+      const flags = buf[p + 20]
+      if ((flags & 3) > 2 || flags > 7) return { ok: false, error: `record ${seen} has bad flags ${flags}` }
+      retained |= flags & 4
+      const tsHi = buf.readUInt32LE(p + 16)
+      if (tsHi >= 0x20_0000) return { ok: false, error: 'record timestamp exceeds 2^53' }
+      const ts = buf.readUInt32LE(p + 12) + tsHi * TWO_32
+      if (ts > maxTs) maxTs = ts
+      payloadBytes += pLen
+      if (++seen > count) return { ok: false, error: `batch holds more records than its count ${count}` }
+      p += len
+    }
+    prev = runOffset + bytes
+    at = runEnd
+  }
+  if (seen !== count) return { ok: false, error: `batch holds ${seen} records, not its count ${count}` }
+  if (at !== end) return { ok: false, error: `${end - at} trailing bytes after frame` }
+  const firstOffset = runs === 0 ? toOffset : readU53(buf, runsAt)
+  return { ok: true, frame: new LazyLogBatchFrame(edgeId, fromOffset, toOffset, { buf, runsAt, runs, count, firstOffset, payloadBytes, maxTimestampMs: maxTs, retained: retained !== 0 }) }
 }
 
 export function frameTypeName (type: number): string {

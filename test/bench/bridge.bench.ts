@@ -10,8 +10,10 @@
 //    - Tributary: `tributary edge` (durable acks: PUBACK after fsync) -> bridge -> `tributary
 //      cloud` (ack after the store's fsync) -> cloud MQTT subscriber;
 //    - Mosquitto: edge mosquitto -> bridge -> cloud mosquitto (nothing durable).
-// Not measured (yet): the NATS leaf node peer and the live lag at the edge's maximum ingest rate.
+// 3. Live at the edge's maximum durable ingest; the NATS leaf-node drain (bridge-nats-peer.ts).
+// Pinning: see `pin` below (edge side core 0, cloud side core 1; BENCH_BRIDGE_PIN=0 to turn off).
 // Sizes: BENCH_BRIDGE_N (default 1,000,000), BENCH_BRIDGE_RATE (5000), BENCH_BRIDGE_SECONDS (10).
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { connectAsync, type MqttClient } from 'mqtt'
 import * as hdr from 'hdr-histogram-js'
@@ -35,6 +37,24 @@ const PAYLOAD = 100
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
+// Pinning (BENCH_BRIDGE_PIN=0 turns it off): the edge side on core 0, the cloud side on core 1,
+// every thread of each process (`taskset -a`), for Tributary and the Mosquitto pair alike. In the
+// drain the edge side is this process (it holds the edge's log and runs the bridge). In the
+// latency and live runs the load generator and subscribers (this process, or the simulator)
+// float: they are light at 5,000 msgs/s, and pinning them beside either side would make that
+// side wait for them.
+const PIN = process.env.BENCH_BRIDGE_PIN !== '0'
+export const EDGE_CORE = 0
+export const CLOUD_CORE = 1
+function pin (pid: number | undefined, core: number): void {
+  if (!PIN || pid === undefined) return
+  const r = spawnSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' })
+  if (r.status !== 0) console.error(`bench: could not pin pid ${pid} to core ${core} (taskset missing?)`)
+}
+function unpinSelf (): void {
+  if (PIN) spawnSync('taskset', ['-a', '-cp', '0-1023', String(process.pid)], { stdio: 'ignore' })
+}
+
 export async function tributaryDrain (): Promise<{ seconds: number, appendSeconds: number, edgeCpu: number, cloudCpu: number }> {
   const edir = await tempDir('bench-drain-edge')
   const cdir = await tempDir('bench-drain-cloud')
@@ -43,6 +63,8 @@ export async function tributaryDrain (): Promise<{ seconds: number, appendSecond
     ? { bridgeUrl: external, kill: async () => {}, child: { pid: undefined } }
     : await startCloudProcess(['--data-dir', cdir.path, '--mqtt-port', '0', '--bridge-port', '0', '--http-port', '0', '--edge-token', 'e=t', '--log-level', 'warn'])
   const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 64 * 1024 * 1024, flushPolicy: 'interval', flushIntervalMs: 5, maxRecordBytes: 1024 * 1024 + 65536, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+  pin(cloud.child.pid, CLOUD_CORE)
+  pin(process.pid, EDGE_CORE)
   try {
     const payload = Buffer.alloc(PAYLOAD, 7)
     const t0 = performance.now()
@@ -74,6 +96,7 @@ export async function tributaryDrain (): Promise<{ seconds: number, appendSecond
     await bridge.close()
     return { seconds, appendSeconds, edgeCpu: (e.user + e.system) / 1e6, cloudCpu }
   } finally {
+    unpinSelf()
     await log.close()
     await cloud.kill()
     await edir.remove(); await cdir.remove()
@@ -113,6 +136,8 @@ async function mosquittoBridgePair (bin: string, lazyThreshold: number, topicPat
       ...(lazyThreshold > 0 ? ['start_type lazy', `threshold ${lazyThreshold}`] : [])
     ]
   })
+  pin(edge.pid, EDGE_CORE)
+  pin(cloud.pid, CLOUD_CORE)
   return { edge, cloud, cleanup: async () => { await edge.stop(); await cloud.stop(); await pdir.remove() } }
 }
 
@@ -185,6 +210,8 @@ export async function tributaryLatency (flushPolicy = 'interval'): Promise<Laten
   const cdir = await tempDir('bench-lat-cloud')
   const cloud = await startCloudProcess(['--data-dir', cdir.path, '--mqtt-port', '0', '--bridge-port', '0', '--http-port', '0', '--edge-token', 'e=t', '--log-level', 'warn', '--flush-policy', flushPolicy])
   const edge = await startEdge({ dataDir: edir.path, args: ['--cloud-url', cloud.bridgeUrl, '--edge-id', 'e', '--cloud-token', 't', '--log-level', 'warn', '--flush-policy', flushPolicy, ...(process.env.BENCH_BRIDGE_EDGE_ARGS ?? '').split(' ').filter((a) => a !== '')] })
+  pin(edge.pid, EDGE_CORE)
+  pin(cloud.child.pid, CLOUD_CORE)
   try {
     await sleep(500)
     return await latency(edge.url, `mqtt://127.0.0.1:${cloud.mqttPort}`, 'up/e/devices/lat/telemetry', { url: edge.url, topic: 'devices/lat/telemetry' })
@@ -252,6 +279,8 @@ export async function tributaryLive (): Promise<LiveResult> {
   const cdir = await tempDir('bench-live-cloud')
   const cloud = await startCloudProcess(['--data-dir', cdir.path, '--mqtt-port', '0', '--bridge-port', '0', '--http-port', '0', '--edge-token', 'e=t', '--log-level', 'warn'])
   const edge = await startEdge({ dataDir: edir.path, args: ['--cloud-url', cloud.bridgeUrl, '--edge-id', 'e', '--cloud-token', 't', '--log-level', 'warn'] })
+  pin(edge.pid, EDGE_CORE)
+  pin(cloud.child.pid, CLOUD_CORE)
   try {
     await sleep(500)
     const probe = async (): Promise<[number, number]> => {

@@ -1,0 +1,78 @@
+// The bridge ships only records that are durable at the edge: a crash truncates a non-durable
+// tail and its offsets get reused, while the cloud's dedupe key is the edge offset. This holds
+// however early the broker routes or acknowledges: the bridge reads up to `durableOffset` only.
+// Here the log's durable offset is held back by a wrapper: records past it must not reach the
+// cloud until it moves.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { BridgeClient, type BridgeLog } from '../../edge/bridge/client.js'
+import { CommitLog } from '../../src/commitlog/index.js'
+import { silentLogger } from '../../src/log/index.js'
+import { MemoryMetaStore } from '../../src/meta/memory.js'
+import { tempDir, waitFor } from '../helpers/net.js'
+import { startTestCloud, storeContents } from './bridge-helpers.js'
+
+// A CommitLog whose durable offset, as the bridge sees it, is `held` until released.
+function holdDurable (log: CommitLog): { view: BridgeLog, hold: (offset: number) => void, release: () => void } {
+  let held: number | undefined
+  let waiters: Array<() => void> = []
+  const view: BridgeLog = {
+    get startOffset () { return log.startOffset },
+    get endOffset () { return log.endOffset },
+    get durableOffset () { return held ?? log.durableOffset },
+    append: (input, cb) => log.append(input, cb),
+    read: (offset, limits) => log.read(offset, limits),
+    readBytes: (offset, into, at, len, maxOffset) => log.readBytes(offset, into, at, len, maxOffset),
+    waitForData: async (offset) => { await log.waitForData(offset) },
+    // A flush makes nothing durable while held: it resolves on release.
+    flush: async () => { await log.flush(); if (held !== undefined) await new Promise<void>((resolve) => { waiters.push(resolve) }) },
+    setReader: (name, offset) => { log.setReader(name, offset) },
+    stats: () => log.stats()
+  }
+  return {
+    view,
+    hold: (offset) => { held = offset },
+    release: () => { held = undefined; const w = waiters; waiters = []; for (const f of w) f() }
+  }
+}
+
+test('records past the edge\'s durable offset are not replicated until they are durable', async () => {
+  const cdir = await tempDir('durable-cloud')
+  const edir = await tempDir('durable-edge')
+  const cloud = await startTestCloud(cdir.path)
+  const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 1024 * 1024, flushPolicy: 'interval', flushIntervalMs: 2, maxRecordBytes: 64 * 1024, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+  const { view, hold, release } = holdDurable(log)
+  const put = (i: number): number => log.append({ topic: `devices/${i % 2}/t`, payload: Buffer.from(`m${i}`), qos: 1, retain: false, clientId: 'dev' }).nextOffset
+  for (let i = 0; i < 10; i++) put(i)
+  await log.flush()
+  const durable = log.durableOffset
+  hold(durable)
+  let end = 0
+  for (let i = 10; i < 20; i++) end = put(i)
+  await log.flush() // durable in fact, but not as the bridge sees it
+  const bridge = new BridgeClient({
+    log: view,
+    meta: new MemoryMetaStore(),
+    logger: silentLogger(),
+    publishLocal: (_m, _a, done) => { done() },
+    settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'edge-a', cloudToken: 'secret-a', forward: ['#'], batchMaxBytes: 1024 * 1024, batchMaxRecords: 1000, windowBatches: 4, rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 1000, heartbeatTimeoutMs: 5000, backoffMinMs: 50, backoffMaxMs: 500, connectTimeoutMs: 5000, checkpointIntervalMs: 100 }
+  })
+  try {
+    await bridge.start()
+    await waitFor('the durable part acked', () => bridge.ackedOffset === durable, 10_000)
+    // Give a wrong implementation every chance to send more: the bridge is waiting on its flush.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(bridge.ackedOffset, durable)
+    assert.equal(await cloud.store.committedOffset('edge-a'), durable)
+    assert.deepEqual((await storeContents(cloud)).map((r) => r.payload), Array.from({ length: 10 }, (_, i) => `m${i}`))
+    release()
+    await waitFor('everything acked once durable', () => bridge.ackedOffset === end, 10_000)
+    assert.deepEqual((await storeContents(cloud)).map((r) => r.payload), Array.from({ length: 20 }, (_, i) => `m${i}`))
+  } finally {
+    await bridge.close()
+    await log.close()
+    await cloud.close()
+    await edir.remove(); await cdir.remove()
+  }
+})
