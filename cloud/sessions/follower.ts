@@ -13,6 +13,7 @@ import { topicMatches } from '../../src/protocol/topic-filter.js'
 import type { CloudTopicTemplate } from '../dispatcher.js'
 import type { CloudStore, StoredRecord } from '../store/types.js'
 import type { SessionSub } from './record.js'
+import type { StoreTail } from './tail.js'
 
 // Store records per read: one read's worth of payloads in memory per connected session.
 const READ_BATCH_RECORDS = 512
@@ -48,6 +49,7 @@ export class SessionFollower {
 
   constructor (
     private readonly store: CloudStore,
+    private readonly tail: StoreTail,
     private readonly template: CloudTopicTemplate,
     private readonly client: DeliveryClient,
     private subs: SessionSub[],
@@ -156,7 +158,7 @@ export class SessionFollower {
         }
         this.nextRead = b.nextSeq
         if (this.head >= this.sent.length && this.doneUpTo < b.nextSeq) { this.doneUpTo = b.nextSeq; this.onProgress() }
-        await Promise.race([this.store.waitForData(this.nextRead), new Promise<void>((resolve) => { this.wake = resolve })])
+        await Promise.race([this.tail.wait(this.nextRead), new Promise<void>((resolve) => { this.wake = resolve })])
       } catch (err) {
         if (this.stopped) return
         this.logger.warn({ err, from: this.nextRead }, 'session follower cannot read the store; retrying')

@@ -20,6 +20,7 @@ import type { CloudStore } from '../store/types.js'
 import { SessionFollower, type DeliveryClient } from './follower.js'
 import type { SessionKV } from './kv.js'
 import { isExpired, type SessionRecord, type SessionSub } from './record.js'
+import { StoreTail } from './tail.js'
 
 // Cursor writes are batched this often: after a crash of the node, a client may receive again
 // what it acked in the last interval (QoS 1 is at least once).
@@ -29,6 +30,9 @@ const FLUSH_MS = 250
 const UNBOUND_MS = 30_000
 // Bounded: a session contended by more connects than this at once is a client bug.
 const MAX_CAS_ATTEMPTS = 8
+// Subscriptions of one persistent session: its record must fit one KV value (1 MiB by default,
+// ~100 B per filter here) and every store record is matched against each of them.
+export const MAX_SESSION_SUBS = 1000
 
 export interface SessionClient extends DeliveryClient {
   id: string
@@ -68,11 +72,13 @@ export class SessionManager {
   private readonly kv: SessionKV
   private readonly logger: Logger
   private readonly now: () => number
+  private readonly tail: StoreTail
 
   constructor (private readonly o: SessionManagerOptions) {
     this.kv = o.kv
     this.logger = o.logger
     this.now = o.now
+    this.tail = new StoreTail(o.store, o.logger)
     // Per process: a restarted node with the same id is a different holder.
     this.holder = `${o.nodeId}#${randomBytes(8).toString('hex')}`
   }
@@ -121,7 +127,7 @@ export class SessionManager {
   ready (client: SessionClient): void {
     const h = this.held.get(client.id)
     if (h === undefined || h.client !== client || h.follower !== undefined) return
-    h.follower = new SessionFollower(this.o.store, this.o.template, client, h.record.subs, h.record.cursor, this.o.windowMessages, () => { h.dirty = true }, this.logger)
+    h.follower = new SessionFollower(this.o.store, this.tail, this.o.template, client, h.record.subs, h.record.cursor, this.o.windowMessages, () => { h.dirty = true }, this.logger)
     h.follower.start()
   }
 
@@ -150,6 +156,7 @@ export class SessionManager {
       const sub: SessionSub = { topic: s.topic, qos: s.qos as QoSLevel, since: keep ? next[i].since : since }
       if (i >= 0) next[i] = sub; else next.push(sub)
     }
+    if (next.length > MAX_SESSION_SUBS) throw new Error(`persistent session ${clientId} would have ${next.length} subscriptions (at most ${MAX_SESSION_SUBS})`)
     await this.updateSubs(h, next)
   }
 
@@ -271,6 +278,7 @@ export class SessionManager {
 
   async close (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
+    this.tail.close()
     await Promise.allSettled([...this.releasing])
     const all = [...this.held.values()]
     this.held.clear()

@@ -8,6 +8,7 @@ import { MemoryMetaStore } from '../../src/meta/memory.js'
 import { CloudTopicTemplate } from '../../cloud/dispatcher.js'
 import { MetaSessionKV } from '../../cloud/sessions/kv.js'
 import { SessionFollower } from '../../cloud/sessions/follower.js'
+import { StoreTail } from '../../cloud/sessions/tail.js'
 import { SessionManager, type SessionClient } from '../../cloud/sessions/manager.js'
 import type { SessionRecord } from '../../cloud/sessions/record.js'
 import { MemoryCloudStore } from '../../cloud/store/memory.js'
@@ -65,7 +66,8 @@ test('follower: backlog then live from one position, only matching records, QoS 
   const store = await storeWith(10)
   const client = new FakeClient('app')
   let progress = 0
-  const f = new SessionFollower(store, template, client, [{ topic: 'up/e1/a/#', qos: 1, since: 0 }, { topic: 'up/e1/b/t', qos: 0, since: 4 }], 0, 3, () => { progress++ }, silentLogger())
+  const tail = new StoreTail(store, silentLogger())
+  const f = new SessionFollower(store, tail, template, client, [{ topic: 'up/e1/a/#', qos: 1, since: 0 }, { topic: 'up/e1/b/t', qos: 0, since: 4 }], 0, 3, () => { progress++ }, silentLogger())
   client.follower = f
   f.start()
   await waitFor('window full', () => client.sent.length >= 3)
@@ -91,6 +93,7 @@ test('follower: backlog then live from one position, only matching records, QoS 
   assert.deepEqual(client.sent.slice(8).map((s) => s.payload), ['m10', 'm11'])
   assert.ok(progress > 0)
   f.stop()
+  tail.close()
   await store.close()
 })
 
@@ -138,4 +141,26 @@ test('two managers over one record store: a connect at the second asks the first
     await kv.close()
     await store.close()
   }
+})
+
+test('store tail: one wait on the store wakes every follower waiting at the end, not those past new data', async () => {
+  const store = await storeWith(2)
+  let storeWaits = 0
+  const counting = Object.create(store) as MemoryCloudStore
+  counting.waitForData = async (seq: number) => { storeWaits++; await store.waitForData(seq) }
+  const tail = new StoreTail(counting, silentLogger())
+  const woke: number[] = []
+  for (let i = 0; i < 50; i++) void tail.wait(2).then(() => { woke.push(i) })
+  let farWoke = false
+  void tail.wait(4).then(() => { farWoke = true })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(woke.length, 0)
+  await storeWith(1, 2, store) // end 3: data at 2, not at 4
+  await waitFor('the 50 waiters at 2', () => woke.length === 50)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(farWoke, false)
+  assert.ok(storeWaits <= 3, `one store wait per round, not per waiter (${storeWaits})`)
+  tail.close()
+  await waitFor('close wakes the rest', () => farWoke)
+  await store.close()
 })
