@@ -26,6 +26,7 @@
 // the dedupe key can never be behind what the log holds. Chunks appended but not yet durable at a
 // crash are lost with the torn tail: they were never acked, the edge resends them.
 import type { AppendInput, AppendResult, DurableCallback, LogRecord, ReadBatch, ReadLimits } from '../../src/commitlog/types.js'
+import { SEGMENT_END_BYTES } from '../../src/commitlog/format.js'
 import type { MetaStore } from '../../src/meta/types.js'
 import { isTributaryError, tributaryError } from '../../src/errors/index.js'
 import type { Logger } from '../../src/log/index.js'
@@ -87,21 +88,66 @@ const FRAME_FIXED = 4 + 2 + 16 + 4
 
 function pad (n: number): string { return String(n).padStart(SEQ_DIGITS, '0') }
 
-// Sorted [start, next) log ranges of known chunks.
+// Sorted [start, next) log ranges of known chunks, each with a summary when known: its message
+// count, its edge, whether it is a LOG_BATCH and whether a message in it is retained. The summary
+// lets the dispatcher skip a quiet edge's chunks without reading them (see skipQuiet).
+// Summary bits: 1 = retained, 2 = LOG_BATCH, edge index << 2; 0 = no summary.
+const SUMMARY_RETAINED = 1
+const SUMMARY_LOG_BATCH = 2
+const MAX_SUMMARY_EDGES = 1 << 20 // edges beyond this many get no summary (their chunks are read)
 class ChunkStarts {
   private starts: number[] = []
   private nexts: number[] = []
+  private counts: number[] = []
+  private summaries: number[] = []
+  private readonly edgeIndex = new Map<string, number>()
+  private readonly edges: string[] = []
 
-  add (start: number, next: number): void {
+  add (start: number, next: number, count = 0, edgeId?: string, logBatch = false, retained = true): void {
+    const summary = edgeId === undefined ? 0 : this.summary(edgeId, logBatch, retained)
     const n = this.starts.length
-    if (n === 0 || start > this.starts[n - 1]) { this.starts.push(start); this.nexts.push(next) } else {
+    if (n === 0 || start > this.starts[n - 1]) {
+      this.starts.push(start); this.nexts.push(next); this.counts.push(count); this.summaries.push(summary)
+    } else {
       const i = this.lowerBound(start)
-      if (this.starts[i] === start) return
-      this.starts.splice(i, 0, start); this.nexts.splice(i, 0, next)
+      if (this.starts[i] === start) { if (this.summaries[i] === 0 && summary !== 0) { this.counts[i] = count; this.summaries[i] = summary } return }
+      this.starts.splice(i, 0, start); this.nexts.splice(i, 0, next); this.counts.splice(i, 0, count); this.summaries.splice(i, 0, summary)
     }
     if (this.starts.length > MAX_KNOWN_CHUNKS) {
-      this.starts = this.starts.slice(MAX_KNOWN_CHUNKS >> 1)
-      this.nexts = this.nexts.slice(MAX_KNOWN_CHUNKS >> 1)
+      const half = MAX_KNOWN_CHUNKS >> 1
+      this.starts = this.starts.slice(half); this.nexts = this.nexts.slice(half)
+      this.counts = this.counts.slice(half); this.summaries = this.summaries.slice(half)
+    }
+  }
+
+  private summary (edgeId: string, logBatch: boolean, retained: boolean): number {
+    let e = this.edgeIndex.get(edgeId)
+    if (e === undefined) {
+      if (this.edges.length >= MAX_SUMMARY_EDGES) return 0
+      e = this.edges.length
+      this.edges.push(edgeId)
+      this.edgeIndex.set(edgeId, e)
+    }
+    return e * 4 + (logBatch ? SUMMARY_LOG_BATCH : 0) + (retained ? SUMMARY_RETAINED : 0)
+  }
+
+  // From `offset` (a chunk start, `index` messages into it), skips every following chunk whose
+  // summary says: LOG_BATCH, nothing retained, of an edge `quiet` calls quiet; stops at the first
+  // other one, an unknown one, or once `budget` messages were skipped. `out` gets where the reader
+  // continues (offset, index) and the messages skipped.
+  skipQuiet (offset: number, index: number, budget: number, quiet: (edgeId: string) => boolean, out: SkipResult): void {
+    out.offset = offset; out.index = index; out.skipped = 0
+    let i = this.lowerBound(offset)
+    while (i < this.starts.length && this.starts[i] === out.offset && out.skipped < budget) {
+      const s = this.summaries[i]
+      if ((s & (SUMMARY_LOG_BATCH | SUMMARY_RETAINED)) !== SUMMARY_LOG_BATCH || !quiet(this.edges[s >>> 2])) return
+      out.skipped += Math.max(0, this.counts[i] - out.index)
+      out.index = 0
+      const next = this.nexts[i]
+      // The next chunk follows at once, or after the end-of-segment marker of a rolled segment.
+      const follows = i + 1 < this.starts.length && this.starts[i + 1] - next >= 0 && this.starts[i + 1] - next <= SEGMENT_END_BYTES
+      out.offset = follows ? this.starts[i + 1] : next
+      i++
     }
   }
 
@@ -155,6 +201,8 @@ class TopicNames {
     return name
   }
 }
+
+interface SkipResult { offset: number, index: number, skipped: number }
 
 // Whether the dispatcher wants a message (its cloud topic has a subscriber, or it is retained).
 export type DispatchFilter = (edgeId: string, topic: string, retain: boolean) => boolean
@@ -268,6 +316,7 @@ export class EmbeddedCloudStore implements CloudStore {
   private messages = 0
   private readonly chunks = new ChunkStarts()
   private readonly cursor = new ChunkCursor()
+  private readonly skip: SkipResult = { offset: 0, index: 0, skipped: 0 }
   private readonly topicNames = new TopicNames()
 
   private constructor (opts: EmbeddedStoreOptions) {
@@ -466,7 +515,7 @@ export class EmbeddedCloudStore implements CloudStore {
     }
     if (res === undefined) return undefined
     this.inflightStarts.push(res.offset)
-    this.chunks.add(res.offset, res.nextOffset)
+    this.chunks.add(res.offset, res.nextOffset, raw.count, edgeId, true, raw.retained)
     this.appendedCount++
     return await this.commit(edgeId, upTo, toOffset, res.offset, raw.count)
   }
@@ -512,6 +561,15 @@ export class EmbeddedCloudStore implements CloudStore {
     let full = false
     const c = this.cursor
     while (!full) {
+      if (quiet !== undefined) {
+        // Chunks known to hold nothing anyone can want are skipped without reading them.
+        const sk = this.skip
+        this.chunks.skipQuiet(offset, index, scanLimit - scanned, quiet, sk)
+        if (sk.skipped > 0 || sk.offset !== offset) {
+          scanned += sk.skipped; offset = sk.offset; index = sk.index
+          if (scanned >= scanLimit) break
+        }
+      }
       const b = await this.log.read(offset, { maxRecords: 4 })
       if (b.status === 'end') return { status: records.length === 0 ? 'end' : 'ok', records, nextSeq: offset + index, scanned }
       if (b.status === 'truncated') {
@@ -526,12 +584,12 @@ export class EmbeddedCloudStore implements CloudStore {
         }
         // Not always the previous chunk's nextOffset: a segment roll leaves a gap.
         if (r.offset !== offset) { offset = r.offset; index = 0 }
-        this.chunks.add(r.offset, r.nextOffset)
         // Messages are read straight from the chunk's bytes (an object only for those returned).
         // The chunk was checked when it was stored and the log checks its CRC; a record that is
         // not a chunk (cannot happen unless someone else wrote into this log) is skipped.
         const buf = r.payload
         const h = r.topic === r.clientId ? decodeBatchHeader(buf) : undefined
+        this.chunks.add(r.offset, r.nextOffset, h?.count ?? 0, h === undefined ? undefined : r.clientId, h?.type === FrameType.LOG_BATCH, r.retain)
         if (quiet !== undefined && h !== undefined && h.type === FrameType.LOG_BATCH && !r.retain && quiet(r.clientId)) {
           // Nothing in this chunk is retained and nobody subscribes to this edge: no walk.
           scanned += Math.max(0, h.count - index)
