@@ -229,6 +229,9 @@ export class Dispatcher {
       if (b.records.length === 0 && b.scanned === 0) {
         this.seq = b.nextSeq
         await this.saveCursor(false)
+        // stop() may have run during the awaits above, when stopWake was not this wait's yet:
+        // waiting now would never end (the store closes only after the dispatcher stopped).
+        if (this.stopped) return
         await Promise.race([this.store.waitForData(this.seq), new Promise<void>((resolve) => { this.stopWake = resolve })])
         continue
       }
