@@ -92,7 +92,14 @@ export class SessionManager {
   // CONNECT with clean=false on this node: take the session. Returns its subscriptions.
   async open (clientId: string): Promise<SessionSub[]> {
     const previous = this.held.get(clientId)
-    if (previous !== undefined) { previous.follower?.stop(); this.held.delete(clientId) } // aedes closes that connection
+    if (previous !== undefined) {
+      // A second connection of this client to this node (aedes closes the first one): keep what
+      // the first one acked, so the new connection resumes exactly there.
+      this.held.delete(clientId)
+      previous.follower?.stop()
+      this.snapshot(previous)
+      await this.write(previous, true)
+    }
     for (let attempt = 1; ; attempt++) {
       let cur = await this.kv.get(clientId)
       if (cur !== undefined && this.heldElsewhere(cur.record)) {
@@ -120,7 +127,14 @@ export class SessionManager {
   // aedes registered the connection (after any local takeover closed the previous one).
   bind (client: SessionClient): void {
     const h = this.held.get(client.id)
-    if (h !== undefined && h.client === undefined) h.client = client
+    if (h === undefined) {
+      // The session was handed over or lost between CONNECT and now: this connection would get
+      // nothing; close it (the client reconnects and takes the session properly).
+      this.logger.info({ clientId: client.id }, 'persistent session moved away while connecting: closing the connection')
+      client.close()
+      return
+    }
+    if (h.client === undefined) h.client = client
   }
 
   // CONNACK is out: deliver from the cursor.
@@ -183,8 +197,10 @@ export class SessionManager {
     await this.kv.delete(clientId)
   }
 
+  // Asked even when its lease looks run out (clocks of nodes differ; a holder whose renewals fail
+  // may still be delivering): a holder that is gone costs one request answered at once.
   private heldElsewhere (r: SessionRecord): boolean {
-    return r.holder !== '' && r.holder !== this.holder && r.heldUntilMs > this.now()
+    return r.holder !== '' && r.holder !== this.holder
   }
 
   // Another node takes this session: final cursor, give it up, disconnect the client here.

@@ -129,6 +129,9 @@ test('two managers over one record store: a connect at the second asks the first
     assert.equal(after.holder, b.holder)
     assert.equal(after.epoch, 2)
     assert.equal(after.cursor, 8, 'A handed over its final cursor: B resumes at the first unacked message')
+    const late = new FakeClient('app')
+    a.bind(late)
+    assert.equal(late.closed, true, 'a connection registered at A after the session left is closed')
     const atB = new FakeClient('app')
     atB.follower = { assign: (c, m) => { b.assign('app', c, m) } }
     b.bind(atB)
