@@ -13,6 +13,7 @@
 // A write that loses its CAS to another holder (or epoch) means the session moved: the follower
 // stops and the client is disconnected (MQTT session takeover [MQTT-3.1.4-2], across nodes).
 import { randomBytes } from 'node:crypto'
+import { tributaryError } from '../../src/errors/index.js'
 import type { Logger } from '../../src/log/index.js'
 import type { QoSLevel } from '../../src/protocol/bridge-frames.js'
 import type { CloudTopicTemplate } from '../dispatcher.js'
@@ -120,7 +121,7 @@ export class SessionManager {
         this.logger.debug({ clientId, epoch: record.epoch, cursor: record.cursor, subs: record.subs.length, from }, 'persistent session opened')
         return record.subs
       }
-      if (attempt >= MAX_CAS_ATTEMPTS) throw new Error(`session of ${clientId} is contended: gave up after ${attempt} attempts`)
+      if (attempt >= MAX_CAS_ATTEMPTS) throw tributaryError('TRIB_ERR_MQTT_SESSION', `session of ${clientId} is contended: gave up after ${attempt} attempts`, { clientId })
     }
   }
 
@@ -170,7 +171,7 @@ export class SessionManager {
       const sub: SessionSub = { topic: s.topic, qos: s.qos as QoSLevel, since: keep ? next[i].since : since }
       if (i >= 0) next[i] = sub; else next.push(sub)
     }
-    if (next.length > MAX_SESSION_SUBS) throw new Error(`persistent session ${clientId} would have ${next.length} subscriptions (at most ${MAX_SESSION_SUBS})`)
+    if (next.length > MAX_SESSION_SUBS) throw tributaryError('TRIB_ERR_MQTT_SESSION', `persistent session ${clientId} would have ${next.length} subscriptions (at most ${MAX_SESSION_SUBS})`, { clientId })
     await this.updateSubs(h, next)
   }
 
@@ -184,7 +185,7 @@ export class SessionManager {
     h.follower?.setSubs(subs)
     this.snapshot(h)
     h.record = { ...h.record, subs }
-    if (!await this.write(h, true)) throw new Error(`session of ${h.clientId} was taken over`)
+    if (!await this.write(h, true)) throw tributaryError('TRIB_ERR_MQTT_SESSION', `session of ${h.clientId} was taken over`, { clientId: h.clientId })
   }
 
   // CONNECT with clean=true: the previous session, wherever it was, ends [MQTT-3.1.2-6].

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   TRIB_ERR_MQTT_TOPIC_INVALID: 'A topic is too long, has too many levels or invalid characters',
   TRIB_ERR_MQTT_INFLIGHT_FULL: 'A client exceeded its in-flight window',
   TRIB_ERR_MQTT_CONNECT_TIMEOUT: 'A connection sent no CONNECT within the connect timeout; it is closed',
+  TRIB_ERR_MQTT_SESSION: 'A persistent session could not be taken or changed (contended, moved to another node, too many subscriptions); the connection is closed',
   TRIB_ERR_BRIDGE_AUTH: 'A bridge connection was refused: unknown edge or wrong token',
   TRIB_ERR_BRIDGE_FRAME: 'A bridge frame was malformed, oversized or out of protocol',
   TRIB_ERR_BRIDGE_EDGE_MISMATCH: 'A bridge batch claimed an edge id other than the authenticated one',
