@@ -58,7 +58,7 @@ export interface ClusterSessionSettings {
   bucket: string
   // Bucket of the persistent sessions, shared by every node, e.g. <storePrefix>_CSESS.
   sessionBucket: string
-  // Subject prefix of takeover notices (the store prefix).
+  // Subject prefix of session hand-over requests (the store prefix).
   prefix: string
   nodeId: string
   replicas?: number
