@@ -85,6 +85,9 @@ const K_DOWNLINK_SEQ = 'bridge/downlink-seq'
 const READER = 'bridge'
 const zeroMask = (mask: Buffer): void => { mask.fill(0) }
 
+// Full-size frame buffers kept for reuse (each batchMaxBytes): enough for the socket's queue.
+const MAX_SPARE_FRAMES = 4
+
 interface Inflight { toOffset: number, records: number, bytes: number, oldestTs: number }
 // What shapeBatch made of a raw read (one reused object).
 interface Shaped { count: number, runs: number, end: number, payloadBytes: number, oldestTs: number }
@@ -154,6 +157,7 @@ export class BridgeClient {
   private readonly headerBytes: number
   private readonly forwardAll: boolean
   private readonly downlinkClientId = Buffer.from(DOWNLINK_CLIENT_ID)
+  private readonly spare: Buffer[] = []
   private lastLagLog = 0
 
   constructor (private readonly deps: BridgeDeps) {
@@ -354,7 +358,7 @@ export class BridgeClient {
       // first run's header; the buffer is as large as what can be read (small on a live link).
       const front = this.headerBytes + LOG_BATCH_RUN_HEADER_BYTES
       let room = Math.max(1, Math.min(maxBytes, durable - this.readPos))
-      let buf = Buffer.allocUnsafe(front + room)
+      let buf = room === this.s.batchMaxBytes && this.spare.length > 0 ? this.spare.pop()! : Buffer.allocUnsafe(front + room)
       const limits = this.rawLimits
       limits.maxBytes = room; limits.maxRecords = maxRecords; limits.maxOffset = durable
       let r = readRaw(this.log, this.readPos, buf, front, limits, this.raw)
@@ -375,7 +379,15 @@ export class BridgeClient {
       const to = r.nextOffset
       const shaped = this.shapeBatch(buf, r)
       writeLogBatchHeader(buf, this.s.edgeId, this.headerBytes - logBatchHeaderBytes(0), from, to, shaped.count, shaped.runs)
-      ws.send(shaped.end === buf.length ? buf : buf.subarray(0, shaped.end))
+      const frame = shaped.end === buf.length ? buf : buf.subarray(0, shaped.end)
+      if (buf.length === front + this.s.batchMaxBytes) {
+        // Full-size buffers are reused once ws has handed them to the socket (a fresh 1 MiB per
+        // batch cost page faults and GC work on every batch of a backlog drain).
+        const full = buf
+        ws.send(frame, () => { if (this.spare.length < MAX_SPARE_FRAMES) this.spare.push(full) })
+      } else {
+        ws.send(frame)
+      }
       if (r.records > 0) this.avgRecordBytes = this.avgRecordBytes * 0.9 + ((to - from) / r.records) * 0.1
       const n = shaped.count
       this.inflight.push({ toOffset: to, records: n, bytes: shaped.payloadBytes, oldestTs: shaped.oldestTs })
