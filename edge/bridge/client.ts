@@ -5,7 +5,8 @@
 //
 // Replication: read durable records from `readPos` (never past durableOffset: a record the edge
 // could still lose in a crash must not reach the cloud, whose dedupe key is the edge offset),
-// keep those matching `forward`, send them as a BATCH covering [readPos, nextOffset), up to
+// keep those matching `forward`, send them as a LOG_BATCH covering [readPos, nextOffset) (the
+// log's bytes as they are: src/commitlog/raw-read.ts, src/protocol/bridge-frames.ts), up to
 // `windowBatches` unacked. The cloud ACKs the edge offset up to which it holds everything durably;
 // that is the checkpoint: registered as the log reader 'bridge' (retention keeps the backlog unless
 // the disk cap forces drop-oldest, which the commitlog counts and logs) and saved in the MetaStore.
@@ -166,7 +167,8 @@ export class BridgeClient {
     this.logger = deps.logger
     this.now = deps.now ?? Date.now
     this.filters = new TopicFilterSet(this.s.forward)
-    this.forwardAll = this.s.forward.includes('#')
+    // '#' matches every topic but those starting with '$', which only a '$...' filter can match.
+    this.forwardAll = this.s.forward.includes('#') && !this.s.forward.some((f) => f.startsWith('$'))
     this.headerBytes = logBatchHeaderBytes(Buffer.byteLength(this.s.edgeId))
     this.rate = new RateCap(this.s.rateMsgsPerSec, this.s.rateBytesPerSec, this.now)
   }

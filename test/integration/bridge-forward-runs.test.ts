@@ -9,18 +9,20 @@ import { BridgeClient, DOWNLINK_CLIENT_ID } from '../../edge/bridge/client.js'
 import { CommitLog } from '../../src/commitlog/index.js'
 import { silentLogger } from '../../src/log/index.js'
 import { MemoryMetaStore } from '../../src/meta/memory.js'
+import { TopicFilterSet } from '../../src/protocol/topic-filter.js'
 import { tempDir, waitFor } from '../helpers/net.js'
 import { startTestCloud, storeContents } from './bridge-helpers.js'
 
-for (const forward of [['devices/#'], ['#']]) {
+for (const forward of [['devices/#'], ['#'], ['#', '$internal/#']]) {
   test(`a backlog mixing forwarded and dropped records arrives exactly (forward ${forward.join(',')})`, async () => {
     const cdir = await tempDir('runs-cloud')
     const edir = await tempDir('runs-edge')
     const cloud = await startTestCloud(cdir.path)
     const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 64 * 1024, flushPolicy: 'interval', flushIntervalMs: 2, maxRecordBytes: 16 * 1024, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
     const expected: Array<{ topic: string, payload: string, edgeOffset: number }> = []
-    // Pseudo-random pattern (fixed seed): device records (kept with devices/# and #), other
-    // topics (kept with # only), '$' topics (never matched by #) and downlinks (never sent).
+    const filters = new TopicFilterSet(forward) // the reference for what `forward` selects
+    // Pseudo-random pattern (fixed seed): device records, other topics, '$' topics (not matched
+    // by '#' alone) and downlinks (never sent).
     let seed = 7
     const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % 10 }
     for (let i = 0; i < 3000; i++) {
@@ -28,7 +30,7 @@ for (const forward of [['devices/#'], ['#']]) {
       const [topic, clientId] = k < 5 ? [`devices/${i % 4}/t`, 'dev'] : k < 7 ? [`local/${i % 3}`, 'dev'] : k < 8 ? ['$internal/x', 'dev'] : [`devices/${i % 4}/cmd`, DOWNLINK_CLIENT_ID]
       const payload = `p${i}-${'x'.repeat(i % 50)}`
       const at = log.append({ topic, payload: Buffer.from(payload), qos: 1, retain: false, clientId }).offset
-      const kept = clientId !== DOWNLINK_CLIENT_ID && !topic.startsWith('$') && (forward[0] === '#' || topic.startsWith('devices/'))
+      const kept = clientId !== DOWNLINK_CLIENT_ID && filters.matches(topic)
       if (kept) expected.push({ topic, payload, edgeOffset: at })
     }
     await log.flush()
