@@ -46,7 +46,18 @@ export class ClusterSessionPersistence {
 
   async subscriptionsByClient (client: ClientLike): Promise<Array<{ topic: string, qos: number }>> {
     // aedes calls this only at a CONNECT with clean=false (fetchSubs): take the session here.
-    const subs = await this.sessions.open(client.id)
+    let subs: Array<{ topic: string, qos: number }> = await this.sessions.open(client.id)
+    // A session kept by an earlier version in the node's own persistence: its subscriptions move
+    // to the session record (its queued copies do not), and it is removed there, so the node
+    // stops queueing copies for it.
+    const legacy = await this.inner.subscriptionsByClient(client)
+    if (legacy.length > 0) {
+      if (subs.length === 0) {
+        await this.sessions.addSubscriptions(client.id, legacy)
+        subs = legacy
+      }
+      await this.inner.cleanSubscriptions(client)
+    }
     return subs.map((s) => ({ topic: s.topic, qos: s.qos }))
   }
 

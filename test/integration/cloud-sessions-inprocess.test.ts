@@ -5,7 +5,12 @@
 // comes after the reconnect, and a clean=true CONNECT ends the session [MQTT-3.1.2-6].
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
+import { CommitLog } from '../../src/commitlog/index.js'
+import { silentLogger } from '../../src/log/index.js'
+import { LevelMetaStore } from '../../src/meta/level.js'
+import { createPersistence } from '../../src/mqtt/persistence.js'
 import { tempDir, waitFor } from '../helpers/net.js'
 import { startTestCloud } from './bridge-helpers.js'
 import type { CloudNode } from '../../cloud/node.js'
@@ -75,6 +80,41 @@ test('a persistent subscriber on the embedded store: once each, takeover by a se
     await after.client.endAsync()
   } finally {
     await node.close()
+    await dir.remove()
+  }
+})
+
+test('a persistent session kept by the earlier design (the node\'s own persistence) keeps its subscriptions and is moved out of it', { timeout: 30_000 }, async () => {
+  const dir = await tempDir('cloud-sess-legacy')
+  try {
+    // What the earlier version left in <data-dir>/sessions: a subscription of client "app" in the
+    // edge's persistence adapter over LevelDB.
+    const log = await CommitLog.open({ dir: join(dir.path, 'sessions', 'log'), segmentBytes: 1024 * 1024, flushPolicy: 'none', flushIntervalMs: 5, maxRecordBytes: 65536, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+    const meta = await LevelMetaStore.open(join(dir.path, 'sessions', 'meta'))
+    const legacy = createPersistence({ log, meta, logger: silentLogger() })
+    await legacy.setup({ id: 'old-broker' })
+    await legacy.addSubscriptions({ id: 'app' }, [{ topic: 'up/edge-a/#', qos: 1 }])
+    await legacy.destroy()
+    await log.close()
+    await meta.close()
+
+    const node = await startTestCloud(dir.path)
+    try {
+      const acquired = await node.store.acquireLease('edge-a', 'test', 60_000, Date.now())
+      const lease = (acquired as { lease: Lease }).lease
+      const inner = (node.broker.aedes as unknown as { persistence: { inner: { subscriptionsByTopic: (t: string) => Promise<unknown[]> } } }).persistence.inner
+      assert.equal((await inner.subscriptionsByTopic('up/edge-a/devices/1/t')).length, 1, 'the legacy subscription is loaded')
+      const s = await connect(node, false)
+      assert.equal(s.sessionPresent, true, 'the subscription carried over')
+      assert.equal((await inner.subscriptionsByTopic('up/edge-a/devices/1/t')).length, 0, 'and left the node\'s own persistence (no copies queued there any more)')
+      await append(node, lease, 0, 5)
+      await waitFor('m0..m4', () => s.got.length >= 5)
+      assert.deepEqual(s.got, range(0, 5))
+      await s.client.endAsync()
+    } finally {
+      await node.close()
+    }
+  } finally {
     await dir.remove()
   }
 })
