@@ -83,7 +83,9 @@ export async function startBroker (name: BrokerName, extraConfig: string[] = [])
   if (name === 'aedes') return await startNodeBroker(name, [join(root, 'test/bench/aedes-stock.mjs')])
   const dir = await tempDir('bench-edge')
   return await startNodeBroker(name, [benchCli(), 'edge', '--mqtt-port', '0', '--mqtt-host', '127.0.0.1', '--ws-port', '-1', '--http-port', '-1',
-    '--data-dir', join(dir.path, 'data'), '--flush-policy', 'interval', '--max-connections', '20000', '--log-level', 'info'], dir.remove)
+    '--data-dir', join(dir.path, 'data'), '--flush-policy', 'interval', '--max-connections', '20000', '--log-level', 'info',
+    // A/B of edge settings in one bench run, e.g. BENCH_EDGE_ARGS='--gc-semi-space-mib 0'.
+    ...(process.env.BENCH_EDGE_ARGS ?? '').split(' ').filter((a) => a !== '')], dir.remove)
 }
 
 export function rssBytes (pid: number): number {
