@@ -28,6 +28,21 @@ export interface JetStreamSessionKVOptions {
 
 // A live holder answers within milliseconds; this only bounds a holder that is alive but stuck.
 const RELEASE_TIMEOUT_MS = 2_000
+// Transient JetStream errors (a bucket leader being elected, a server restarting) are retried
+// for this long; a CONNECT waits for it, so it stays short.
+const RETRY_BUDGET_MS = 2_000
+
+async function retrying<T> (fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + RETRY_BUDGET_MS
+  for (let delayMs = 50; ; delayMs = Math.min(delayMs * 2, 500)) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (isCasConflict(err) || Date.now() + delayMs > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, delayMs))
+    }
+  }
+}
 
 // Holder -> subject token: holders look like <node id>#<random hex>; the hex part is unique.
 function holderToken (holder: string): string {
@@ -46,7 +61,13 @@ export class JetStreamSessionKV implements SessionKV {
   }
 
   async get (clientId: string): Promise<VersionedSession | undefined> {
-    const e = await this.kv.get(`s.${clientToken(clientId)}`)
+    const key = `s.${clientToken(clientId)}`
+    let e
+    try {
+      e = await retrying(async () => await this.kv.get(key))
+    } catch (err) {
+      throw tributaryError('TRIB_ERR_META_IO', `reading session of ${clientId} failed: ${(err as Error).message}`, undefined, err)
+    }
     if (e === null || e.operation !== 'PUT') return undefined
     return { record: decodeSession(e.value), revision: e.revision }
   }
@@ -54,7 +75,8 @@ export class JetStreamSessionKV implements SessionKV {
   async put (clientId: string, record: SessionRecord, expectedRevision: number): Promise<PutOutcome> {
     const key = `s.${clientToken(clientId)}`
     try {
-      const revision = expectedRevision === 0 ? await this.kv.create(key, encodeSession(record)) : await this.kv.update(key, encodeSession(record), expectedRevision)
+      const value = encodeSession(record)
+      const revision = await retrying(async () => expectedRevision === 0 ? await this.kv.create(key, value) : await this.kv.update(key, value, expectedRevision))
       return { status: 'ok', revision }
     } catch (err) {
       if (isCasConflict(err)) return { status: 'conflict' }
@@ -63,7 +85,12 @@ export class JetStreamSessionKV implements SessionKV {
   }
 
   async delete (clientId: string): Promise<void> {
-    await this.kv.delete(`s.${clientToken(clientId)}`)
+    const key = `s.${clientToken(clientId)}`
+    try {
+      await retrying(async () => { await this.kv.delete(key) })
+    } catch (err) {
+      throw tributaryError('TRIB_ERR_META_IO', `removing session of ${clientId} failed: ${(err as Error).message}`, undefined, err)
+    }
   }
 
   async requestRelease (clientId: string, holder: string): Promise<boolean> {

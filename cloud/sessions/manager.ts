@@ -34,6 +34,9 @@ const MAX_CAS_ATTEMPTS = 8
 // Subscriptions of one persistent session: its record must fit one KV value (1 MiB by default,
 // ~100 B per filter here) and every store record is matched against each of them.
 export const MAX_SESSION_SUBS = 1000
+// Session removals waiting for the record store (each ~100 B): a long outage with many clean
+// CONNECTs of former persistent clients must not grow memory without end.
+const MAX_PENDING_CLEANS = 10_000
 
 export interface SessionClient extends DeliveryClient {
   id: string
@@ -67,6 +70,9 @@ interface Held {
 export class SessionManager {
   readonly holder: string
   private readonly held = new Map<string, Held>()
+  // Clean CONNECTs whose session removal failed (store unreachable): client id -> when.
+  private readonly pendingCleans = new Map<string, number>()
+  private cleaning = false
   // Final writes of disconnected sessions, awaited by close().
   private readonly releasing = new Set<Promise<boolean>>()
   private timer: NodeJS.Timeout | undefined
@@ -101,6 +107,7 @@ export class SessionManager {
       this.snapshot(previous)
       await this.write(previous, true)
     }
+    await this.retryClean(clientId)
     for (let attempt = 1; ; attempt++) {
       let cur = await this.kv.get(clientId)
       if (cur !== undefined && this.heldElsewhere(cur.record)) {
@@ -189,13 +196,50 @@ export class SessionManager {
   }
 
   // CONNECT with clean=true: the previous session, wherever it was, ends [MQTT-3.1.2-6].
+  // With the record store unreachable the CONNECT still succeeds (a clean session needs nothing
+  // from it); the removal is retried every flush until it works, and before this node opens the
+  // session again.
   async clean (clientId: string): Promise<void> {
     const h = this.held.get(clientId)
     if (h !== undefined) { this.held.delete(clientId); h.follower?.stop() }
+    const at = this.now()
+    try {
+      await this.removeSession(clientId, undefined)
+    } catch (err) {
+      this.logger.warn({ err, clientId }, 'cannot remove the persistent session of a clean CONNECT now; retrying in the background')
+      if (this.pendingCleans.size >= MAX_PENDING_CLEANS) {
+        const [oldest] = this.pendingCleans.keys()
+        this.pendingCleans.delete(oldest)
+        this.logger.warn({ clientId: oldest }, 'too many pending session removals: gave one up')
+      }
+      this.pendingCleans.set(clientId, at)
+    }
+  }
+
+  // `cleanAtMs` (a retried removal): keep a record written after that clean CONNECT, it belongs
+  // to a newer session of the client.
+  private async removeSession (clientId: string, cleanAtMs: number | undefined): Promise<void> {
     const cur = await this.kv.get(clientId)
     if (cur === undefined) return
+    if (cleanAtMs !== undefined && cur.record.touchedMs > cleanAtMs) return
     if (this.heldElsewhere(cur.record)) await this.kv.requestRelease(clientId, cur.record.holder)
     await this.kv.delete(clientId)
+  }
+
+  // One round at a time, in order, stopping at the first failure (the store is still down).
+  private retryCleans (): void {
+    if (this.cleaning || this.pendingCleans.size === 0) return
+    this.cleaning = true
+    void (async () => {
+      for (const clientId of [...this.pendingCleans.keys()]) await this.retryClean(clientId)
+    })().catch(() => {}).finally(() => { this.cleaning = false })
+  }
+
+  private async retryClean (clientId: string): Promise<void> {
+    const at = this.pendingCleans.get(clientId)
+    if (at === undefined) return
+    await this.removeSession(clientId, at)
+    this.pendingCleans.delete(clientId)
   }
 
   // Asked even when its lease looks run out (clocks of nodes differ; a holder whose renewals fail
@@ -239,6 +283,7 @@ export class SessionManager {
 
   private tick (): void {
     const now = this.now()
+    this.retryCleans()
     for (const h of this.held.values()) {
       if (h.client === undefined && now - h.openedAtMs > UNBOUND_MS) {
         this.held.delete(h.clientId)

@@ -167,3 +167,37 @@ test('store tail: one wait on the store wakes every follower waiting at the end,
   await waitFor('close wakes the rest', () => farWoke)
   await store.close()
 })
+
+test('a clean CONNECT while the record store is unreachable succeeds; the old session is removed once the store is back', async () => {
+  const store = await storeWith(1)
+  const real = new MetaSessionKV(new MemoryMetaStore(), silentLogger())
+  let down = false
+  const check = (): void => { if (down) throw new Error('store unreachable') }
+  const flaky = {
+    get: async (id: string) => { check(); return await real.get(id) },
+    put: async (id: string, r: SessionRecord, rev: number) => { check(); return await real.put(id, r, rev) },
+    delete: async (id: string) => { check(); await real.delete(id) },
+    requestRelease: async (id: string, holder: string) => await real.requestRelease(id, holder),
+    onReleaseRequest: (holder: string, handler: (clientId: string) => Promise<void>) => { real.onReleaseRequest(holder, handler) },
+    close: async () => { await real.close() }
+  }
+  const m = new SessionManager({ kv: flaky, store, template, nodeId: 'n', leaseTtlMs: 15_000, expiryMs: 3_600_000, windowMessages: 10, logger: silentLogger(), now: Date.now })
+  m.start()
+  try {
+    await m.open('app')
+    await m.addSubscriptions('app', [{ topic: 'up/#', qos: 1 }])
+    await real.put('other', rec({ touchedMs: Date.now() + 60_000 }), 0) // rewritten "after" its clean CONNECT
+    down = true
+    await m.clean('app') // does not throw
+    await m.clean('other')
+    assert.ok(await real.get('app') !== undefined, 'not removed yet')
+    await assert.rejects(m.open('app'), /unreachable/, 'a persistent CONNECT needs the store')
+    down = false
+    await waitFor('removed in the background', async () => await real.get('app') === undefined, 5_000)
+    assert.ok(await real.get('other') !== undefined, 'a record written after the clean CONNECT is a newer session: kept')
+  } finally {
+    down = false
+    await m.close()
+    await store.close()
+  }
+})
