@@ -15,8 +15,11 @@ import type { CloudStore, StoredRecord } from '../store/types.js'
 import type { SessionSub } from './record.js'
 import type { StoreTail } from './tail.js'
 
-// Store records per read: one read's worth of payloads in memory per connected session.
-const READ_BATCH_RECORDS = 512
+// One read batch is held in memory per connected session: its size bounds a session's memory
+// (the JetStream and memory stores also honour the byte limit; the embedded store counts
+// records only).
+const READ_BATCH_RECORDS = 256
+const READ_BATCH_BYTES = 256 * 1024
 const RETRY_MS = 1000
 
 // Marks packets sent by followers, so authorizeForward lets them through and the persistence
@@ -149,7 +152,7 @@ export class SessionFollower {
   private async readMore (): Promise<void> {
     while (!this.stopped) {
       try {
-        const b = await this.store.read(this.nextRead, { maxRecords: READ_BATCH_RECORDS })
+        const b = await this.store.read(this.nextRead, { maxRecords: READ_BATCH_RECORDS, maxBytes: READ_BATCH_BYTES })
         if (b.status === 'truncated') this.logger.warn({ from: this.nextRead, to: b.nextSeq }, 'session cursor was behind the store\'s retention: records skipped')
         if (b.records.length > 0) {
           this.buffer = b.records
