@@ -161,6 +161,8 @@ export class SessionFollower {
         }
         this.nextRead = b.nextSeq
         if (this.head >= this.sent.length && this.doneUpTo < b.nextSeq) { this.doneUpTo = b.nextSeq; this.onProgress() }
+        // stop() during the read above woke nothing: do not start a wait nobody ends.
+        if (this.stopped) return
         await Promise.race([this.tail.wait(this.nextRead), new Promise<void>((resolve) => { this.wake = resolve })])
       } catch (err) {
         if (this.stopped) return
