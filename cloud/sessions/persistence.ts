@@ -25,10 +25,12 @@ export class ClusterSessionPersistence {
 
   async setup (broker: Aedes): Promise<void> {
     await this.inner.setup(broker as never)
+    // Chained: whatever the broker already decides (aedes' default forwards everything) still applies.
+    const previous = broker.authorizeForward.bind(broker)
     broker.authorizeForward = (client: Client, packet) => {
       const p = packet as PacketLike
       if (!client.clean && p.brokerId !== FOLLOWER_BROKER_ID && typeof p.brokerId === 'string' && p.brokerId !== '' && p.clientId === undefined) return null
-      return packet
+      return previous(client, packet)
     }
     broker.on('client', (client) => { if (!client.clean) this.sessions.bind(client as unknown as SessionClient) })
     broker.on('clientReady', (client) => { if (!client.clean) this.sessions.ready(client as unknown as SessionClient) })
