@@ -14,6 +14,8 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import { freePort, tempDir, waitFor } from '../helpers/net.js'
 import { natsServerPath } from '../helpers/nats-cluster.js'
 
+import { CLOUD_CORE, EDGE_CORE, pin } from './bridge-pin.js'
+
 export { natsServerPath }
 
 interface NatsProc { child: ChildProcess, port: number, stop: () => Promise<void> }
@@ -73,6 +75,7 @@ export async function natsLeafDrain (bin: string, n: number, payloadBytes: numbe
       `leafnodes { reconnect: 1, remotes: [ { url: "nats-leaf://127.0.0.1:${hubLeafPort}" } ] }`
     ].join('\n'), leafPort)
     procs.push(leaf)
+    pin(leaf.child.pid, EDGE_CORE)
     const lnc = await connect({ servers: `127.0.0.1:${leafPort}` })
     conns.push(lnc)
     const ljsm = await jetstreamManager(lnc)
@@ -85,6 +88,7 @@ export async function natsLeafDrain (bin: string, n: number, payloadBytes: numbe
       `leafnodes { listen: 127.0.0.1:${hubLeafPort} }`
     ].join('\n'), hubPort)
     procs.push(hub)
+    pin(hub.child.pid, CLOUD_CORE)
     const hnc = await connect({ servers: `127.0.0.1:${hubPort}` })
     conns.push(hnc)
     const hjsm = await jetstreamManager(hnc)

@@ -11,9 +11,8 @@
 //      cloud` (ack after the store's fsync) -> cloud MQTT subscriber;
 //    - Mosquitto: edge mosquitto -> bridge -> cloud mosquitto (nothing durable).
 // 3. Live at the edge's maximum durable ingest; the NATS leaf-node drain (bridge-nats-peer.ts).
-// Pinning: see `pin` below (edge side core 0, cloud side core 1; BENCH_BRIDGE_PIN=0 to turn off).
+// Pinning: bridge-pin.ts (edge side core 0, cloud side core 1; BENCH_BRIDGE_PIN=0 to turn off).
 // Sizes: BENCH_BRIDGE_N (default 1,000,000), BENCH_BRIDGE_RATE (5000), BENCH_BRIDGE_SECONDS (10).
-import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { connectAsync, type MqttClient } from 'mqtt'
 import * as hdr from 'hdr-histogram-js'
@@ -27,6 +26,7 @@ import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosqui
 import { tempDir, waitFor } from '../helpers/net.js'
 import { cpuSeconds, simReport } from './broker-procs.js'
 import { natsLeafDrain, natsServerPath } from './bridge-nats-peer.js'
+import { CLOUD_CORE, EDGE_CORE, pin, unpinSelf } from './bridge-pin.js'
 
 const N = Number(process.env.BENCH_BRIDGE_N ?? 1_000_000)
 const RATE = Number(process.env.BENCH_BRIDGE_RATE ?? 5000)
@@ -37,23 +37,11 @@ const PAYLOAD = 100
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-// Pinning (BENCH_BRIDGE_PIN=0 turns it off): the edge side on core 0, the cloud side on core 1,
-// every thread of each process (`taskset -a`), for Tributary and the Mosquitto pair alike. In the
-// drain the edge side is this process (it holds the edge's log and runs the bridge). In the
-// latency and live runs the load generator and subscribers (this process, or the simulator)
-// float: they are light at 5,000 msgs/s, and pinning them beside either side would make that
-// side wait for them.
-const PIN = process.env.BENCH_BRIDGE_PIN !== '0'
-export const EDGE_CORE = 0
-export const CLOUD_CORE = 1
-function pin (pid: number | undefined, core: number): void {
-  if (!PIN || pid === undefined) return
-  const r = spawnSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' })
-  if (r.status !== 0) console.error(`bench: could not pin pid ${pid} to core ${core} (taskset missing?)`)
-}
-function unpinSelf (): void {
-  if (PIN) spawnSync('taskset', ['-a', '-cp', '0-1023', String(process.pid)], { stdio: 'ignore' })
-}
+// Pinning (bridge-pin.ts; BENCH_BRIDGE_PIN=0 turns it off): the edge side on core 0, the cloud
+// side on core 1. In the drain the edge side is this process (it holds the edge's log and runs
+// the bridge); NATS: leaf on core 0, hub on core 1. In the latency and live runs the load
+// generator and subscribers (this process, or the simulator) float: they are light at 5,000
+// msgs/s, and pinning them beside either side would make that side wait for them.
 
 export async function tributaryDrain (): Promise<{ seconds: number, appendSeconds: number, edgeCpu: number, cloudCpu: number }> {
   const edir = await tempDir('bench-drain-edge')
