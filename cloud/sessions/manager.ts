@@ -80,8 +80,12 @@ export class SessionManager {
   private readonly logger: Logger
   private readonly now: () => number
   private readonly tail: StoreTail
+  // The renewal rewrites a connected session's record, which also keeps the JetStream bucket's
+  // TTL (the session expiry) from removing it: so at most half the expiry.
+  private readonly leaseTtlMs: number
 
   constructor (private readonly o: SessionManagerOptions) {
+    this.leaseTtlMs = Math.min(o.leaseTtlMs, o.expiryMs / 2)
     this.kv = o.kv
     this.logger = o.logger
     this.now = o.now
@@ -119,7 +123,7 @@ export class SessionManager {
       const base = cur === undefined || isExpired(cur.record, now, this.o.expiryMs)
         ? { subs: [], cursor: await this.o.store.endSeq(), epoch: cur?.record.epoch ?? 0 }
         : cur.record
-      const record: SessionRecord = { subs: base.subs, cursor: base.cursor, holder: this.holder, epoch: base.epoch + 1, heldUntilMs: now + this.o.leaseTtlMs, touchedMs: now }
+      const record: SessionRecord = { subs: base.subs, cursor: base.cursor, holder: this.holder, epoch: base.epoch + 1, heldUntilMs: now + this.leaseTtlMs, touchedMs: now }
       const out = await this.kv.put(clientId, record, cur?.revision ?? 0)
       if (out.status === 'ok') {
         const h: Held = { clientId, record, revision: out.revision, client: undefined, follower: undefined, openedAtMs: now, dirty: false, chain: Promise.resolve(true) }
@@ -291,11 +295,11 @@ export class SessionManager {
         void this.write(h, true)
         continue
       }
-      const renew = h.record.heldUntilMs - now < (this.o.leaseTtlMs * 2) / 3
+      const renew = h.record.heldUntilMs - now < (this.leaseTtlMs * 2) / 3
       const cursorMoved = h.dirty && h.follower !== undefined && h.follower.cursor !== h.record.cursor
       if (!renew && !cursorMoved) continue
       this.snapshot(h)
-      if (renew) h.record = { ...h.record, heldUntilMs: now + this.o.leaseTtlMs, touchedMs: now }
+      if (renew) h.record = { ...h.record, heldUntilMs: now + this.leaseTtlMs, touchedMs: now }
       void this.write(h, false)
     }
   }

@@ -57,7 +57,9 @@ export const cloudSchema = {
     // Bounds what abandoned sessions cost (one small record each, no messages): a client that
     // never returns is forgotten after this. At least a minute: well above the lease renewals.
     expiryMs: { kind: 'duration', min: 60_000, max: 366 * 24 * 3_600_000, default: 7 * 24 * 3_600_000, flag: 'session-expiry', doc: 'A persistent session (clean=false) whose client stays away this long is removed' },
-    leaseTtlMs: { kind: 'duration', min: 1000, max: 600_000, default: 15_000, flag: 'session-lease-ttl', doc: 'Lease a node holds on a connected persistent session (renewed at a third of it)' }
+    // Each renewal is one KV write per connected persistent session; takeovers do not wait for it
+    // (the holder is asked to hand over), so it can be long.
+    leaseTtlMs: { kind: 'duration', min: 1000, max: 3_600_000, default: 60_000, flag: 'session-lease-ttl', doc: 'Lease a node holds on a connected persistent session (renewed at a third of it; at most half the session expiry)' }
   },
   http: {
     host: { kind: 'string', default: '0.0.0.0', flag: 'http-host', doc: 'Address the HTTP server binds to' },
