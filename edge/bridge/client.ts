@@ -88,6 +88,9 @@ const zeroMask = (mask: Buffer): void => { mask.fill(0) }
 
 // Full-size frame buffers kept for reuse (each batchMaxBytes): enough for the socket's queue.
 const MAX_SPARE_FRAMES = 4
+// Smallest read: more than a frame's magic and length (8 bytes), so a 'short' read learns the
+// first frame's size.
+const MIN_READ_BYTES = 64
 
 interface Inflight { toOffset: number, records: number, bytes: number, oldestTs: number }
 // What shapeBatch made of a raw read (one reused object).
@@ -359,13 +362,15 @@ export class BridgeClient {
       // The log's bytes are read straight into the frame, behind room for its header and the
       // first run's header; the buffer is as large as what can be read (small on a live link).
       const front = this.headerBytes + LOG_BATCH_RUN_HEADER_BYTES
-      let room = Math.max(1, Math.min(maxBytes, durable - this.readPos))
+      // At least MIN_READ_BYTES, so a rate cap's tiny byte budget still reads a frame's length.
+      let room = Math.min(Math.max(maxBytes, MIN_READ_BYTES), durable - this.readPos)
       let buf = room === this.s.batchMaxBytes && this.spare.length > 0 ? this.spare.pop()! : Buffer.allocUnsafe(front + room)
       const limits = this.rawLimits
       limits.maxBytes = room; limits.maxRecords = maxRecords; limits.maxOffset = durable
       let r = readRaw(this.log, this.readPos, buf, front, limits, this.raw)
-      if (r.status === 'short') {
-        // The first record is larger than the budget: read exactly it (progress guaranteed).
+      while (r.status === 'short') {
+        // The first record is larger than the budget: read exactly it (progress guaranteed: the
+        // room grows to the frame's length, which readRaw knows once it has its first 8 bytes).
         room = limits.maxBytes = r.needBytes
         buf = Buffer.allocUnsafe(front + room)
         r = readRaw(this.log, this.readPos, buf, front, limits, this.raw)

@@ -58,7 +58,7 @@ export function readRaw (log: RawLogSource, offset: number, buf: Buffer, at: num
   out.needBytes = 0
   out.firstOffset = offset
   out.nextOffset = offset
-  let got = log.readBytes(offset, buf, at, limits.maxBytes, limits.maxOffset)
+  const got = log.readBytes(offset, buf, at, limits.maxBytes, limits.maxOffset)
   if (got < 0) {
     out.status = 'truncated'
     out.firstOffset = out.nextOffset = log.startOffset
