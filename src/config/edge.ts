@@ -37,7 +37,7 @@ export const edgeSchema = {
     // 8 MiB: the young generation stays below V8's maximum (16 MiB), so a connection storm's
     // short-lived garbage is not pretenured into the old generation (src/mqtt/young-generation.ts):
     // ~7 instead of ~11-14 KiB per idle connection at 10,000.
-    gcSemiSpaceMib: { kind: 'int', min: 0, max: 64, default: 8, flag: 'gc-semi-space-mib', doc: 'Cap on the size of one V8 young-generation semi-space, MiB (0 = V8 default sizing); lower = less memory per connection' }
+    gcSemiSpaceMib: { kind: 'int', min: 0, max: 8, default: 8, flag: 'gc-semi-space-mib', doc: 'Cap on one V8 young-generation semi-space, MiB (0 = V8 default sizing; 4 at most on 32-bit); lower = less memory per connection' }
   },
   http: {
     port: { kind: 'int', min: -1, max: 65535, default: 9101, flag: 'http-port', doc: 'HTTP port for /healthz and /metrics (-1 = off)' }

@@ -19,6 +19,7 @@
 // Cost: one PerformanceObserver callback and one heap-space query per GC (tens per second under
 // load). Sizes are powers of two (V8 doubles from 1 MiB): a cap that is not one is reached at the
 // next power of two.
+import { arch } from 'node:os'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 import type { Logger } from '../log/index.js'
@@ -26,6 +27,10 @@ import type { Logger } from '../log/index.js'
 const MIB = 1024 * 1024
 // V8's own growth factor (its default for --semi-space-growth-factor).
 const DEFAULT_GROWTH_FACTOR = 2
+// V8's default maximum semi-space: 16 MiB with 64-bit pointers, 8 MiB on 32-bit (armv7 Pis).
+// A cap at or above it would let the new space reach V8's maximum, where pretenuring starts, so
+// the cap used is at most half of it.
+const V8_MAX_SEMI_SPACE_MIB = arch() === 'arm' || arch() === 'ia32' ? 8 : 16
 
 export interface YoungGenerationCap {
   readonly semiSpaceCapBytes: number
@@ -56,7 +61,7 @@ function setGrowthFactor (factor: number): void {
 // semiSpaceMib 0 = leave V8's sizing alone (returns undefined).
 export function capYoungGeneration (semiSpaceMib: number, logger: Logger): YoungGenerationCap | undefined {
   if (semiSpaceMib <= 0) return undefined
-  const capBytes = semiSpaceMib * MIB
+  const capBytes = Math.min(semiSpaceMib, V8_MAX_SEMI_SPACE_MIB / 2) * MIB
   let frozen = false
   let stopped = false
 
@@ -74,7 +79,7 @@ export function capYoungGeneration (semiSpaceMib: number, logger: Logger): Young
   const observer = new PerformanceObserver(check)
   observer.observe({ entryTypes: ['gc'] })
   check()
-  logger.debug({ semiSpaceMib, semiSpaceBytes: currentSemiSpaceBytes() }, 'young generation capped')
+  logger.debug({ semiSpaceMib, capBytes, semiSpaceBytes: currentSemiSpaceBytes() }, 'young generation capped')
 
   return {
     semiSpaceCapBytes: capBytes,
