@@ -175,6 +175,7 @@ export class Dispatcher {
   private running: Promise<void> | undefined
   private lastSaved = 0
   private savedSeq = -1
+  private saving: Promise<void> = Promise.resolve()
   private stopWake: (() => void) | undefined
   private readonly presence: SubscriberPresence
   private readonly filtered: DispatchReader | undefined
@@ -228,7 +229,7 @@ export class Dispatcher {
       const b = await this.read()
       if (b.records.length === 0 && b.scanned === 0) {
         this.seq = b.nextSeq
-        await this.saveCursor(false)
+        this.saveCursorSoon()
         // stop() may have run during the awaits above, when stopWake was not this wait's yet:
         // waiting now would never end (the store closes only after the dispatcher stopped).
         if (this.stopped) return
@@ -239,7 +240,7 @@ export class Dispatcher {
       this.stats.dispatched += b.scanned
       this.seq = b.nextSeq
       this.stats.dispatchSeq = this.seq
-      await this.saveCursor(false)
+      this.saveCursorSoon()
     }
   }
 
@@ -282,18 +283,29 @@ export class Dispatcher {
     return { status: b.status, records: b.records, nextSeq: b.nextSeq, scanned: b.records.length }
   }
 
-  private async saveCursor (force: boolean): Promise<void> {
+  // The periodic save runs beside the loop, in order: a store write must not hold up delivery
+  // (at 5,000 msgs/s a 20 ms put once a second would delay 2% of the messages: the p99).
+  private saveCursorSoon (): void {
     const now = Date.now()
-    if (this.seq === this.savedSeq || (!force && now - this.lastSaved < CURSOR_SAVE_INTERVAL_MS)) return
+    if (this.seq === this.savedSeq || now - this.lastSaved < CURSOR_SAVE_INTERVAL_MS) return
     this.lastSaved = now
     this.savedSeq = this.seq
-    await this.store.setCursor(this.cursorName, this.seq)
+    const seq = this.seq
+    this.saving = this.saving.then(async () => { await this.store.setCursor(this.cursorName, seq) }).catch((err: Error) => {
+      this.savedSeq = -1 // saved again at the next interval
+      if (!this.stopped) this.logger.warn({ err, seq }, 'dispatcher cursor not saved (will retry)')
+    })
+  }
+
+  private async saveCursor (): Promise<void> {
+    await this.saving
+    if (this.seq !== this.savedSeq) await this.store.setCursor(this.cursorName, this.seq)
   }
 
   async stop (): Promise<void> {
     this.stopped = true
     this.stopWake?.()
     await this.running
-    await this.saveCursor(true).catch(() => {})
+    await this.saveCursor().catch(() => {})
   }
 }
