@@ -5,12 +5,10 @@
 // cloud until it moves.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { BridgeClient, type BridgeLog } from '../../edge/bridge/client.js'
-import { CommitLog } from '../../src/commitlog/index.js'
-import { silentLogger } from '../../src/log/index.js'
-import { MemoryMetaStore } from '../../src/meta/memory.js'
+import type { BridgeLog } from '../../edge/bridge/client.js'
+import type { CommitLog } from '../../src/commitlog/index.js'
 import { tempDir, waitFor } from '../helpers/net.js'
+import { bridgeClient, openEdgeLog } from './bridge-client-helpers.js'
 import { startTestCloud, storeContents } from './bridge-helpers.js'
 
 // A CommitLog whose durable offset, as the bridge sees it, is `held` until released.
@@ -41,7 +39,7 @@ test('records past the edge\'s durable offset are not replicated until they are 
   const cdir = await tempDir('durable-cloud')
   const edir = await tempDir('durable-edge')
   const cloud = await startTestCloud(cdir.path)
-  const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 1024 * 1024, flushPolicy: 'interval', flushIntervalMs: 2, maxRecordBytes: 64 * 1024, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+  const log = await openEdgeLog(edir.path)
   const { view, hold, release } = holdDurable(log)
   const put = (i: number): number => log.append({ topic: `devices/${i % 2}/t`, payload: Buffer.from(`m${i}`), qos: 1, retain: false, clientId: 'dev' }).nextOffset
   for (let i = 0; i < 10; i++) put(i)
@@ -51,13 +49,7 @@ test('records past the edge\'s durable offset are not replicated until they are 
   let end = 0
   for (let i = 10; i < 20; i++) end = put(i)
   await log.flush() // durable in fact, but not as the bridge sees it
-  const bridge = new BridgeClient({
-    log: view,
-    meta: new MemoryMetaStore(),
-    logger: silentLogger(),
-    publishLocal: (_m, _a, done) => { done() },
-    settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'edge-a', cloudToken: 'secret-a', forward: ['#'], batchMaxBytes: 1024 * 1024, batchMaxRecords: 1000, windowBatches: 4, rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 1000, heartbeatTimeoutMs: 5000, backoffMinMs: 50, backoffMaxMs: 500, connectTimeoutMs: 5000, checkpointIntervalMs: 100 }
-  })
+  const bridge = bridgeClient(view, cloud.bridgeUrl)
   try {
     await bridge.start()
     await waitFor('the durable part acked', () => bridge.ackedOffset === durable, 10_000)

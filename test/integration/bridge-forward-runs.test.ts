@@ -5,12 +5,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { BridgeClient, DOWNLINK_CLIENT_ID } from '../../edge/bridge/client.js'
-import { CommitLog } from '../../src/commitlog/index.js'
-import { silentLogger } from '../../src/log/index.js'
-import { MemoryMetaStore } from '../../src/meta/memory.js'
+import { DOWNLINK_CLIENT_ID } from '../../edge/bridge/client.js'
 import { TopicFilterSet } from '../../src/protocol/topic-filter.js'
 import { tempDir, waitFor } from '../helpers/net.js'
+import { bridgeClient, openEdgeLog } from './bridge-client-helpers.js'
 import { startTestCloud, storeContents } from './bridge-helpers.js'
 
 for (const forward of [['devices/#'], ['#'], ['#', '$internal/#']]) {
@@ -18,7 +16,7 @@ for (const forward of [['devices/#'], ['#'], ['#', '$internal/#']]) {
     const cdir = await tempDir('runs-cloud')
     const edir = await tempDir('runs-edge')
     const cloud = await startTestCloud(cdir.path)
-    const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 64 * 1024, flushPolicy: 'interval', flushIntervalMs: 2, maxRecordBytes: 16 * 1024, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+    const log = await openEdgeLog(edir.path, { segmentBytes: 64 * 1024, maxRecordBytes: 16 * 1024 })
     const expected: Array<{ topic: string, payload: string, edgeOffset: number }> = []
     const filters = new TopicFilterSet(forward) // the reference for what `forward` selects
     // Pseudo-random pattern (fixed seed): device records, other topics, '$' topics (not matched
@@ -34,14 +32,8 @@ for (const forward of [['devices/#'], ['#'], ['#', '$internal/#']]) {
       if (kept) expected.push({ topic, payload, edgeOffset: at })
     }
     await log.flush()
-    const bridge = new BridgeClient({
-      log,
-      meta: new MemoryMetaStore(),
-      logger: silentLogger(),
-      publishLocal: (_m, _a, done) => { done() },
-      // Small batches: many of them start, end and split runs at different places.
-      settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'edge-a', cloudToken: 'secret-a', forward, batchMaxBytes: 4096, batchMaxRecords: 97, windowBatches: 8, rateMsgsPerSec: 0, rateBytesPerSec: 0, heartbeatMs: 1000, heartbeatTimeoutMs: 5000, backoffMinMs: 50, backoffMaxMs: 500, connectTimeoutMs: 5000, checkpointIntervalMs: 100 }
-    })
+    // Small batches: many of them start, end and split runs at different places.
+    const bridge = bridgeClient(log, cloud.bridgeUrl, { forward, batchMaxBytes: 4096, batchMaxRecords: 97, windowBatches: 8 })
     try {
       await bridge.start()
       await waitFor('the whole log acked', () => bridge.ackedOffset === log.durableOffset, 20_000)

@@ -3,31 +3,21 @@
 // complete, once each, in order.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
-import { BridgeClient } from '../../edge/bridge/client.js'
-import { CommitLog } from '../../src/commitlog/index.js'
-import { silentLogger } from '../../src/log/index.js'
-import { MemoryMetaStore } from '../../src/meta/memory.js'
 import { tempDir, waitFor } from '../helpers/net.js'
+import { bridgeClient, openEdgeLog } from './bridge-client-helpers.js'
 import { startTestCloud, storeContents } from './bridge-helpers.js'
 
 test('a backlog drained under a small bytes/s cap arrives whole, once each, in order', async () => {
   const cdir = await tempDir('rate-cloud')
   const edir = await tempDir('rate-edge')
   const cloud = await startTestCloud(cdir.path)
-  const log = await CommitLog.open({ dir: join(edir.path, 'log'), segmentBytes: 1024 * 1024, flushPolicy: 'interval', flushIntervalMs: 2, maxRecordBytes: 64 * 1024, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+  const log = await openEdgeLog(edir.path)
   // 16 records of 100 to 250 B: about 2.7 KB against 1,000 B/s (1 byte per ms), so the budget
   // runs dry several times and is then a few bytes: less than a frame's length field.
   const payloads = Array.from({ length: 16 }, (_, i) => `r${i}-${'y'.repeat(100 + (i * 37) % 150)}`)
   for (const p of payloads) log.append({ topic: 'devices/1/t', payload: Buffer.from(p), qos: 1, retain: false, clientId: 'dev' })
   await log.flush()
-  const bridge = new BridgeClient({
-    log,
-    meta: new MemoryMetaStore(),
-    logger: silentLogger(),
-    publishLocal: (_m, _a, done) => { done() },
-    settings: { cloudUrls: [cloud.bridgeUrl], edgeId: 'edge-a', cloudToken: 'secret-a', forward: ['#'], batchMaxBytes: 1024 * 1024, batchMaxRecords: 1000, windowBatches: 4, rateMsgsPerSec: 0, rateBytesPerSec: 1000, heartbeatMs: 1000, heartbeatTimeoutMs: 5000, backoffMinMs: 50, backoffMaxMs: 500, connectTimeoutMs: 5000, checkpointIntervalMs: 100 }
-  })
+  const bridge = bridgeClient(log, cloud.bridgeUrl, { rateBytesPerSec: 1000 })
   try {
     await bridge.start()
     await waitFor('the whole backlog acked', () => bridge.ackedOffset === log.durableOffset, 20_000)
