@@ -19,7 +19,7 @@ import { createPersistence } from '../src/mqtt/persistence.js'
 import { recordAppended } from '../src/mqtt/record-offsets.js'
 import { RoutingWatermark } from '../src/mqtt/routing-watermark.js'
 import { createBroker } from '../src/mqtt/broker.js'
-import { capYoungGeneration } from '../src/mqtt/young-generation.js'
+import { capYoungGeneration, disableAllocationSitePretenuring } from '../src/mqtt/young-generation.js'
 import { startListeners } from './listeners.js'
 import { startHealthServer, type HealthServer } from './http.js'
 import { createEdgeMetrics } from './metrics.js'
@@ -72,8 +72,9 @@ async function runEdge (config: EdgeConfig, rootLogger: Logger, proc: SignalSour
   // are logged even at --log-level warn/error; only `silent` hides them.
   const lifecycle = config.logLevel === 'silent' || rootLogger.isLevelEnabled('info') ? rootLogger : rootLogger.child({}, { level: 'info' })
   const logger = rootLogger
-  lifecycle.info({ phase: 'load', dataDir: config.dataDir, flushPolicy: config.commitlog.flushPolicy, gcSemiSpaceMib: config.runtime.gcSemiSpaceMib }, 'lifecycle')
+  lifecycle.info({ phase: 'load', dataDir: config.dataDir, flushPolicy: config.commitlog.flushPolicy, gcPretenuring: config.runtime.gcPretenuring, gcSemiSpaceMib: config.runtime.gcSemiSpaceMib }, 'lifecycle')
   // Before anything allocates much: keeps memory per connection low (src/mqtt/young-generation.ts).
+  if (!config.runtime.gcPretenuring) disableAllocationSitePretenuring()
   const youngGeneration = capYoungGeneration(config.runtime.gcSemiSpaceMib, logger)
 
   // Signals that arrive while starting up are remembered and honoured once we are running.

@@ -34,10 +34,12 @@ export const edgeSchema = {
     retentionMs: { kind: 'duration', min: 0, default: 7 * 86_400_000, flag: 'retention', doc: 'Delete segments older than this (0 = keep forever) unless still needed' }
   },
   runtime: {
-    // 8 MiB: the young generation stays below V8's maximum (16 MiB), so a connection storm's
-    // short-lived garbage is not pretenured into the old generation (src/mqtt/young-generation.ts):
-    // ~7 instead of ~11-14 KiB per idle connection at 10,000.
-    gcSemiSpaceMib: { kind: 'int', min: 0, max: 8, default: 8, flag: 'gc-semi-space-mib', doc: 'Cap on one V8 young-generation semi-space, MiB (0 = V8 default sizing; 4 at most on 32-bit); lower = less memory per connection' }
+    // Off: a connection storm's short-lived garbage is otherwise pretenured into the old
+    // generation (src/mqtt/young-generation.ts): ~9 instead of 10-14 KiB per idle connection.
+    gcPretenuring: { kind: 'bool', default: false, flag: 'gc-pretenuring', doc: 'Let V8 pretenure allocation sites (off = less memory per connection after connection storms)' },
+    // 0 = V8's own sizing (16 MiB on 64-bit): a cap of 8 saves ~2 KiB more per idle connection at
+    // 10,000 but costs scavenges (src/mqtt/young-generation.ts), so it is opt-in for small devices.
+    gcSemiSpaceMib: { kind: 'int', min: 0, max: 8, default: 0, flag: 'gc-semi-space-mib', doc: 'Cap on one V8 young-generation semi-space, MiB (0 = V8 default sizing; 4 at most on 32-bit); lower = less memory, more GC' }
   },
   http: {
     port: { kind: 'int', min: -1, max: 65535, default: 9101, flag: 'http-port', doc: 'HTTP port for /healthz and /metrics (-1 = off)' }

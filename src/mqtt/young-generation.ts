@@ -1,24 +1,31 @@
-// Caps V8's young generation (its two semi-spaces) of a broker process, for memory per idle
-// connection (issue 2 target: <= 12 KiB at 10,000 connections).
+// V8 young-generation settings of a broker process, for memory per idle connection (issue 2
+// target: <= 12 KiB at 10,000 connections). Verified on Node 20 (V8 11.3).
 //
 // Why: a connection storm (thousands of CONNECTs a second) allocates ~40 KB per connection in
 // aedes' connect path, of which ~5 KB stays live. The survivors make V8 double its semi-space up
 // to its maximum (16 MiB each on 64-bit, 32 MiB resident), and once the new space is at that
-// maximum V8 starts allocation-site pretenuring: the connect path's allocation sites (most of
-// whose objects die within milliseconds) are switched to allocate straight into the old
+// maximum V8 makes allocation-site pretenuring decisions: the connect path's allocation sites
+// (most of whose objects die within milliseconds) are switched to allocate straight into the old
 // generation, where that garbage stays until the next mark-compact. Measured on the bench's idle
-// cell (10,000 connections, fresh broker): ~11 to 14 KiB RSS per connection by default, ~7 KiB with
-// the cap at 8 MiB. `node --max-semi-space-size=8` alone is not the same: the new space then
-// reaches *its* maximum (8 MiB) and pretenuring starts there too (9.7 to 10.6 KiB measured).
+// cell (10,000 connections, fresh broker, RSS growth per connection): V8 defaults 10 to 14 KiB;
+// pretenuring off 8.5 to 9 KiB; semi-space capped at 8 MiB (below V8's maximum, so no pretenuring
+// either, and 16 MiB less young generation) ~7 KiB. `node --max-semi-space-size=8` alone is not
+// the same: the new space then reaches *its* maximum and pretenuring starts there (9.7-10.6 KiB).
 //
-// How: V8 reads `--semi-space-growth-factor` at every growth of the new space (the maximum size is
-// fixed at start-up and cannot be changed later), so after each GC we keep the factor at 2 while
-// the semi-space is below the cap and at 1 (no growth) once it has reached it. V8 still shrinks
-// the new space when allocation is slow; the factor goes back to 2 then, so it can regrow up to
-// the cap. The new space never reaches V8's maximum, so no pretenuring decisions are made.
-// Cost: one PerformanceObserver callback and one heap-space query per GC (tens per second under
-// load). Sizes are powers of two (V8 doubles from 1 MiB): a cap that is not one is reached at the
-// next power of two.
+// Costs (same-run A/B, see BENCHMARKS.md "Broker"): pretenuring off: within the noise. The cap
+// doubles the scavenges (each about half as long, same total for QoS 1) and under QoS 0 overload,
+// where the broker holds a backlog, costs ~1.5x scavenge time and ~10-20% broker CPU per message.
+//
+// disableAllocationSitePretenuring: V8 checks the flag at every scavenge, so setting it at run time
+// works (it cannot be undone for code already compiled with pretenured sites; set it at start-up).
+//
+// capYoungGeneration: V8 reads `--semi-space-growth-factor` at every growth of the new space (the
+// maximum size is fixed at start-up and cannot be changed later), so after each GC we keep the
+// factor at 2 while the semi-space is below the cap and at 1 (no growth) once it has reached it.
+// V8 still shrinks the new space when allocation is slow; the factor goes back to 2 then, so it can
+// regrow up to the cap. Cost: one PerformanceObserver callback and one heap-space query per GC.
+// Sizes are powers of two (V8 doubles from 1 MiB): a cap that is not one is reached at the next
+// power of two.
 import { arch } from 'node:os'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
@@ -52,6 +59,10 @@ export function currentSemiSpaceBytes (): number {
     if (s !== undefined && s.space_name === 'new_space') return s.space_size / 2
   }
   return 0
+}
+
+export function disableAllocationSitePretenuring (): void {
+  setFlagsFromString('--no-allocation-site-pretenuring')
 }
 
 function setGrowthFactor (factor: number): void {
