@@ -18,7 +18,7 @@ import type { Logger } from '../../src/log/index.js'
 import type { QoSLevel } from '../../src/protocol/bridge-frames.js'
 import type { CloudTopicTemplate } from '../dispatcher.js'
 import type { CloudStore } from '../store/types.js'
-import { SessionFollower, type DeliveryClient } from './follower.js'
+import { SessionFollower, type DeliveryClient, type ResumeState } from './follower.js'
 import type { SessionKV } from './kv.js'
 import { isExpired, type SessionRecord, type SessionSub } from './record.js'
 import { StoreTail } from './tail.js'
@@ -37,6 +37,40 @@ export const MAX_SESSION_SUBS = 1000
 // Session removals waiting for the record store (each ~100 B): a long outage with many clean
 // CONNECTs of former persistent clients must not grow memory without end.
 const MAX_PENDING_CLEANS = 10_000
+// Subscriptions replaced or removed whose messages may still be sent again (record.ts `until`):
+// they leave the record as the cursor passes them; a client that keeps changing subscriptions
+// while an old message stays unacknowledged is stopped here (the record must fit a KV value).
+const MAX_RETIRED_SUBS = 1000
+
+function freshSession (cursor: number, epoch: number): SessionRecord {
+  return { subs: [], cursor, packetId: 1, sentUpTo: cursor, released: [], acked: [], holder: '', epoch, heldUntilMs: 0, touchedMs: 0 }
+}
+
+function activeSubs (subs: SessionSub[]): SessionSub[] {
+  return subs.filter((s) => s.until === undefined)
+}
+
+// The subscription at i no longer matches records from `at` on; records before it (already
+// matched, maybe sent and owed again) still do when it was QoS>0 (packet ids depend on it).
+function retire (subs: SessionSub[], i: number, at: number): void {
+  const s = subs[i]
+  if (s.qos > 0 && at > s.since) subs[i] = { ...s, until: at }
+  else subs.splice(i, 1)
+}
+
+function pruneRetired (subs: SessionSub[], cursor: number): SessionSub[] {
+  return subs.some((s) => s.until !== undefined && s.until <= cursor) ? subs.filter((s) => s.until === undefined || s.until > cursor) : subs
+}
+
+function sameResume (r: SessionRecord, s: ResumeState): boolean {
+  return r.cursor === s.cursor && r.packetId === s.packetId && r.sentUpTo === s.sentUpTo && sameIds(r.released, s.released) && sameIds(r.acked, s.acked)
+}
+
+function sameIds (a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
 
 export interface SessionClient extends DeliveryClient {
   id: string
@@ -121,16 +155,16 @@ export class SessionManager {
       }
       const now = this.now()
       const base = cur === undefined || isExpired(cur.record, now, this.o.expiryMs)
-        ? { subs: [], cursor: await this.o.store.endSeq(), epoch: cur?.record.epoch ?? 0 }
+        ? freshSession(await this.o.store.endSeq(), cur?.record.epoch ?? 0)
         : cur.record
-      const record: SessionRecord = { subs: base.subs, cursor: base.cursor, holder: this.holder, epoch: base.epoch + 1, heldUntilMs: now + this.leaseTtlMs, touchedMs: now }
+      const record: SessionRecord = { ...base, holder: this.holder, epoch: base.epoch + 1, heldUntilMs: now + this.leaseTtlMs, touchedMs: now }
       const out = await this.kv.put(clientId, record, cur?.revision ?? 0)
       if (out.status === 'ok') {
         const h: Held = { clientId, record, revision: out.revision, client: undefined, follower: undefined, openedAtMs: now, dirty: false, chain: Promise.resolve(true) }
         this.held.set(clientId, h)
         const from = cur?.record.holder ?? ''
         this.logger.debug({ clientId, epoch: record.epoch, cursor: record.cursor, subs: record.subs.length, from }, 'persistent session opened')
-        return record.subs
+        return activeSubs(record.subs)
       }
       if (attempt >= MAX_CAS_ATTEMPTS) throw tributaryError('TRIB_ERR_MQTT_SESSION', `session of ${clientId} is contended: gave up after ${attempt} attempts`, { clientId })
     }
@@ -153,7 +187,7 @@ export class SessionManager {
   ready (client: SessionClient): void {
     const h = this.held.get(client.id)
     if (h === undefined || h.client !== client || h.follower !== undefined) return
-    h.follower = new SessionFollower(this.o.store, this.tail, this.o.template, client, h.record.subs, h.record.cursor, this.o.windowMessages, () => { h.dirty = true }, this.logger)
+    h.follower = new SessionFollower(this.o.store, this.tail, this.o.template, client, h.record.subs, h.record, this.o.windowMessages, () => { h.dirty = true }, this.logger)
     h.follower.start()
   }
 
@@ -173,29 +207,48 @@ export class SessionManager {
     let h = this.held.get(clientId)
     if (h === undefined) { await this.open(clientId); h = this.held.get(clientId)! }
     const since = await this.o.store.endSeq()
+    // Records before `at` were matched already (and may be sent again after a reconnect, with the
+    // same packet ids): a QoS>0 subscription replaced here keeps matching them (until = at).
+    const at = this.readUpTo(h)
     const next = h.record.subs.slice()
     for (const s of subs) {
       if (s.qos > 2 || s.qos < 0) continue // a refused subscription (0x80)
-      const i = next.findIndex((x) => x.topic === s.topic)
-      // [MQTT-3.8.4-3] a replaced QoS>0 subscription keeps its start: nothing owed is lost.
+      const i = next.findIndex((x) => x.topic === s.topic && x.until === undefined)
+      if (i >= 0 && next[i].qos === s.qos && s.qos > 0) continue // unchanged
+      // [MQTT-3.8.4-3] a replaced QoS>0 subscription goes on without a gap: nothing owed is lost.
       const keep = i >= 0 && next[i].qos > 0 && s.qos > 0
-      const sub: SessionSub = { topic: s.topic, qos: s.qos as QoSLevel, since: keep ? next[i].since : since }
-      if (i >= 0) next[i] = sub; else next.push(sub)
+      const sub: SessionSub = { topic: s.topic, qos: s.qos as QoSLevel, since: keep ? Math.max(next[i].since, at) : since }
+      if (i >= 0) retire(next, i, at)
+      next.push(sub)
     }
-    if (next.length > MAX_SESSION_SUBS) throw tributaryError('TRIB_ERR_MQTT_SESSION', `persistent session ${clientId} would have ${next.length} subscriptions (at most ${MAX_SESSION_SUBS})`, { clientId })
+    this.checkSubsLimit(clientId, next)
     await this.updateSubs(h, next)
   }
 
   async removeSubscriptions (clientId: string, topics: readonly string[]): Promise<void> {
     const h = this.held.get(clientId)
     if (h === undefined) return
-    await this.updateSubs(h, h.record.subs.filter((s) => !topics.includes(s.topic)))
+    const at = this.readUpTo(h)
+    const next = h.record.subs.slice()
+    for (let i = next.length - 1; i >= 0; i--) if (next[i].until === undefined && topics.includes(next[i].topic)) retire(next, i, at)
+    await this.updateSubs(h, next)
+  }
+
+  private readUpTo (h: Held): number {
+    return h.follower?.readUpTo ?? Math.max(h.record.cursor, h.record.sentUpTo)
+  }
+
+  private checkSubsLimit (clientId: string, subs: SessionSub[]): void {
+    let active = 0
+    for (const s of subs) if (s.until === undefined) active++
+    if (active > MAX_SESSION_SUBS) throw tributaryError('TRIB_ERR_MQTT_SESSION', `persistent session ${clientId} would have ${active} subscriptions (at most ${MAX_SESSION_SUBS})`, { clientId })
+    if (subs.length - active > MAX_RETIRED_SUBS) throw tributaryError('TRIB_ERR_MQTT_SESSION', `persistent session ${clientId} replaced ${subs.length - active} subscriptions while messages of them are unacknowledged (at most ${MAX_RETIRED_SUBS})`, { clientId })
   }
 
   private async updateSubs (h: Held, subs: SessionSub[]): Promise<void> {
     h.follower?.setSubs(subs)
     this.snapshot(h)
-    h.record = { ...h.record, subs }
+    h.record = { ...h.record, subs: pruneRetired(subs, h.record.cursor) }
     if (!await this.write(h, true)) throw tributaryError('TRIB_ERR_MQTT_SESSION', `session of ${h.clientId} was taken over`, { clientId: h.clientId })
   }
 
@@ -265,8 +318,16 @@ export class SessionManager {
     h.client?.close()
   }
 
-  assign (clientId: string, brokerCounter: number, messageId: number): void {
-    this.held.get(clientId)?.follower?.assign(brokerCounter, messageId)
+  // QoS 2 PUBREC of a follower's message (PUBREL state). false: not one of ours.
+  pubrec (clientId: string, messageId: number): boolean {
+    return this.held.get(clientId)?.follower?.pubrec(messageId) ?? false
+  }
+
+  // PUBRELs owed at this CONNECT [MQTT-4.4.0-1]: the session's QoS 2 messages whose PUBREC came
+  // and whose PUBCOMP did not, in PUBREC order. Asked before the follower starts.
+  pendingReleases (clientId: string): number[] {
+    const h = this.held.get(clientId)
+    return h === undefined || h.follower !== undefined ? [] : h.record.released
   }
 
   ack (clientId: string, messageId: number): boolean {
@@ -281,7 +342,10 @@ export class SessionManager {
   }
 
   private snapshot (h: Held): void {
-    if (h.follower !== undefined) h.record = { ...h.record, cursor: h.follower.cursor }
+    if (h.follower !== undefined) {
+      const s = h.follower.resumeState()
+      h.record = { ...h.record, ...s, subs: pruneRetired(h.record.subs, s.cursor) }
+    }
     h.dirty = false
   }
 
@@ -296,7 +360,7 @@ export class SessionManager {
         continue
       }
       const renew = h.record.heldUntilMs - now < (this.leaseTtlMs * 2) / 3
-      const cursorMoved = h.dirty && h.follower !== undefined && h.follower.cursor !== h.record.cursor
+      const cursorMoved = h.dirty && h.follower !== undefined && !sameResume(h.record, h.follower.resumeState())
       if (!renew && !cursorMoved) continue
       this.snapshot(h)
       if (renew) h.record = { ...h.record, heldUntilMs: now + this.leaseTtlMs, touchedMs: now }

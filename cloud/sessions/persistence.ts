@@ -13,6 +13,7 @@ import { Readable } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
 import type { LogPersistence } from '../../src/mqtt/persistence.js'
 import { FOLLOWER_BROKER_ID } from './follower.js'
+import { OTHER_MIN_PACKET_ID } from './record.js'
 import type { SessionClient, SessionManager } from './manager.js'
 
 interface ClientLike { id: string, clean?: boolean }
@@ -79,12 +80,21 @@ export class ClusterSessionPersistence {
   }
 
   async outgoingUpdate (client: ClientLike, packet: PacketLike): Promise<void> {
-    if (packet.brokerId === FOLLOWER_BROKER_ID) {
-      if (packet.cmd !== 'pubrel') this.sessions.assign(client.id, packet.brokerCounter ?? 0, packet.messageId ?? 0)
+    // A follower's PUBLISH carries the packet id the follower gave it (follower.ts).
+    if (packet.brokerId === FOLLOWER_BROKER_ID) return
+    if (client.clean === false) {
+      if (packet.cmd === 'pubrel') {
+        // aedes got a PUBREC and sends the PUBREL now: QoS 2 state of a follower's message
+        // (the record keeps it, so a reconnect re-sends this PUBREL, not the PUBLISH).
+        if (packet.messageId !== undefined) this.sessions.pubrec(client.id, packet.messageId)
+        return
+      }
+      // A QoS>0 live message of another cloud app, numbered by aedes: keep its id out of the
+      // followers' range (record.ts) so the two never collide. aedes writes this packet object
+      // after this promise resolves. Not queued while the client is offline (README).
+      if (packet.messageId !== undefined && packet.messageId < OTHER_MIN_PACKET_ID) packet.messageId = OTHER_MIN_PACKET_ID + (packet.messageId % (0x10000 - OTHER_MIN_PACKET_ID))
       return
     }
-    // Not tracked for a persistent session: QoS 2 PUBREL state and live messages of other apps.
-    if (client.clean === false) return
     await this.inner.outgoingUpdate(client, packet as never)
   }
 
@@ -97,8 +107,10 @@ export class ClusterSessionPersistence {
   }
 
   outgoingStream (client: ClientLike): Readable {
-    // The follower replays after CONNACK; aedes has no queue of its own for these sessions.
-    if (client.clean === false) return Readable.from([])
+    // aedes sends these right after CONNACK, before 'clientReady' starts the follower, which then
+    // re-sends the unacknowledged PUBLISHes with their ids [MQTT-4.4.0-1]. Here: the PUBRELs of
+    // QoS 2 messages whose PUBREC came and whose PUBCOMP did not, with their ids.
+    if (client.clean === false) return Readable.from(this.sessions.pendingReleases(client.id).map((messageId) => ({ cmd: 'pubrel', messageId })))
     return this.inner.outgoingStream(client)
   }
 

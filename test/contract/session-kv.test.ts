@@ -12,7 +12,7 @@ import type { SessionRecord } from '../../cloud/sessions/record.js'
 import { natsServerPath, startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 import { waitFor } from '../helpers/net.js'
 
-const rec = (over: Partial<SessionRecord> = {}): SessionRecord => ({ subs: [{ topic: 'up/+/#', qos: 1, since: 3 }], cursor: 7, holder: '', epoch: 1, heldUntilMs: 0, touchedMs: 1, ...over })
+const rec = (over: Partial<SessionRecord> = {}): SessionRecord => ({ subs: [{ topic: 'up/+/#', qos: 1, since: 3 }], cursor: 7, packetId: 1, sentUpTo: 7, released: [], acked: [], holder: '', epoch: 1, heldUntilMs: 0, touchedMs: 1, ...over })
 
 let nats: NatsCluster | undefined
 let bucketSeq = 0

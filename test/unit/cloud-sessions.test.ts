@@ -9,10 +9,11 @@ import { CloudTopicTemplate } from '../../cloud/dispatcher.js'
 import { MetaSessionKV } from '../../cloud/sessions/kv.js'
 import { SessionFollower } from '../../cloud/sessions/follower.js'
 import { StoreTail } from '../../cloud/sessions/tail.js'
-import { SessionManager, type SessionClient } from '../../cloud/sessions/manager.js'
+import { SessionManager } from '../../cloud/sessions/manager.js'
 import type { SessionRecord } from '../../cloud/sessions/record.js'
 import { MemoryCloudStore } from '../../cloud/store/memory.js'
 import { waitFor } from '../helpers/net.js'
+import { FakeClient, twoManagers } from './cloud-sessions-fakes.js'
 
 const template = new CloudTopicTemplate('up/{edge}/{topic}')
 
@@ -25,26 +26,8 @@ async function storeWith (n: number, from = 0, store = new MemoryCloudStore()): 
   return store
 }
 
-// Plays aedes' Client: QoS>0 packets get a packet id (outgoingUpdate -> assign), writes complete at once.
-class FakeClient implements SessionClient {
-  clean = false
-  closed = false
-  nextId = 1
-  readonly sent: Array<{ payload: string, qos: number, messageId: number }> = []
-  follower: { assign: (c: number, m: number) => void } | undefined
-  constructor (readonly id: string) {}
-  deliverQoS (packet: object, cb: () => void): void {
-    const p = packet as { payload: Buffer, qos: number, brokerCounter: number }
-    const messageId = p.qos > 0 ? this.nextId++ : 0
-    if (p.qos > 0) this.follower?.assign(p.brokerCounter, messageId)
-    this.sent.push({ payload: p.payload.toString(), qos: p.qos, messageId })
-    setImmediate(cb)
-  }
 
-  close (): void { this.closed = true }
-}
-
-const rec = (over: Partial<SessionRecord> = {}): SessionRecord => ({ subs: [], cursor: 0, holder: '', epoch: 1, heldUntilMs: 0, touchedMs: 1000, ...over })
+const rec = (over: Partial<SessionRecord> = {}): SessionRecord => ({ subs: [], cursor: 0, packetId: 1, sentUpTo: 0, released: [], acked: [], holder: '', epoch: 1, heldUntilMs: 0, touchedMs: 1000, ...over })
 
 test('session records: compare-and-set on the revision; the sweep removes only sessions offline past the expiry', async () => {
   const kv = new MetaSessionKV(new MemoryMetaStore(), silentLogger())
@@ -67,8 +50,7 @@ test('follower: backlog then live from one position, only matching records, QoS 
   const client = new FakeClient('app')
   let progress = 0
   const tail = new StoreTail(store, silentLogger())
-  const f = new SessionFollower(store, tail, template, client, [{ topic: 'up/e1/a/#', qos: 1, since: 0 }, { topic: 'up/e1/b/t', qos: 0, since: 4 }], 0, 3, () => { progress++ }, silentLogger())
-  client.follower = f
+  const f = new SessionFollower(store, tail, template, client, [{ topic: 'up/e1/a/#', qos: 1, since: 0 }, { topic: 'up/e1/b/t', qos: 0, since: 4 }], { cursor: 0, packetId: 1, sentUpTo: 0, released: [], acked: [] }, 3, () => { progress++ }, silentLogger())
   f.start()
   await waitFor('window full', () => client.sent.length >= 3)
   await new Promise((resolve) => setTimeout(resolve, 50))
@@ -99,15 +81,10 @@ test('follower: backlog then live from one position, only matching records, QoS 
 
 test('two managers over one record store: a connect at the second asks the first to hand over (final cursor), the first drops its client', async () => {
   const store = await storeWith(6)
-  const kv = new MetaSessionKV(new MemoryMetaStore(), silentLogger())
-  const opts = { kv, store, template, leaseTtlMs: 15_000, expiryMs: 3_600_000, windowMessages: 100, logger: silentLogger(), now: Date.now }
-  const a = new SessionManager({ ...opts, nodeId: 'node-a' })
-  const b = new SessionManager({ ...opts, nodeId: 'node-b' })
-  a.start(); b.start()
+  const { kv, a, b, close } = twoManagers(store, template)
   try {
     assert.deepEqual(await a.open('app'), [])
     const atA = new FakeClient('app')
-    atA.follower = { assign: (c, m) => { a.assign('app', c, m) } }
     a.bind(atA)
     await a.addSubscriptions('app', [{ topic: 'up/e1/#', qos: 1 }])
     a.ready(atA)
@@ -133,16 +110,12 @@ test('two managers over one record store: a connect at the second asks the first
     a.bind(late)
     assert.equal(late.closed, true, 'a connection registered at A after the session left is closed')
     const atB = new FakeClient('app')
-    atB.follower = { assign: (c, m) => { b.assign('app', c, m) } }
     b.bind(atB)
     b.ready(atB)
     await waitFor('m8, m9 at B', () => atB.sent.length >= 2)
     assert.deepEqual(atB.sent.map((s) => s.payload), ['m8', 'm9'])
   } finally {
-    await a.close()
-    await b.close()
-    await kv.close()
-    await store.close()
+    await close()
   }
 })
 
