@@ -5,8 +5,9 @@
 //   (exactly once);
 // - QoS 2 before PUBREC: the PUBLISH again, same id, DUP=1;
 // - acked ones: nothing; new ones: the following ids, DUP=0.
-// On one node (embedded store: reconnect, then a second connection taking the session over) and
-// across two nodes sharing a NATS store (the session moves, then a takeover moves it back).
+// On one node (embedded store: reconnect, then a second connection taking the session over),
+// across two nodes sharing a NATS store (the session moves, then a takeover moves it back), and
+// after the holding node (a real process) is SIGKILLed once its record was written.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { tempDir, waitFor } from '../helpers/net.js'
@@ -14,21 +15,24 @@ import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 import { startTestCloud } from './bridge-helpers.js'
 import { clusterAvailable } from './cluster-harness.js'
 import { RawClient, type RawPublish } from './raw-session-client.js'
+import { startCloudProcess, type CloudProcess } from '../helpers/cloud-process.js'
+import { silentLogger } from '../../src/log/index.js'
+import { JetStreamSessionKV } from '../../cloud/sessions/kv-jetstream.js'
 import type { CloudNode } from '../../cloud/node.js'
 import { OTHER_MIN_PACKET_ID } from '../../cloud/sessions/record.js'
 import type { Lease } from '../../cloud/store/types.js'
 
-async function leaseOf (node: CloudNode): Promise<Lease> {
-  const acquired = await node.store.acquireLease('edge-a', `test-${Math.random()}`, 60_000, Date.now())
+async function leaseOf (node: CloudNode, edgeId = 'edge-a'): Promise<Lease> {
+  const acquired = await node.store.acquireLease(edgeId, `test-${Math.random()}`, 60_000, Date.now())
   assert.equal(acquired.status, 'ok')
   return (acquired as { lease: Lease }).lease
 }
 
 // Records from..to-1 on devices/<name>/t at `qos`; edge offsets continue from `from`.
-async function append (node: CloudNode, lease: Lease, from: number, to: number, name: string, qos: 1 | 2): Promise<void> {
+async function append (node: CloudNode, lease: Lease, from: number, to: number, name: string, qos: 1 | 2, edgeId = 'edge-a'): Promise<void> {
   const records = []
   for (let i = from; i < to; i++) records.push({ offset: i, nextOffset: i + 1, timestampMs: Date.now(), qos, retain: false, topic: `devices/${name}/t`, payload: Buffer.from(`m${i}`) })
-  const out = await node.store.appendBatch('edge-a', { fromOffset: from, toOffset: to, records }, lease)
+  const out = await node.store.appendBatch(edgeId, { fromOffset: from, toOffset: to, records }, lease)
   assert.equal(out.status, 'ok')
 }
 
@@ -170,5 +174,45 @@ test('two nodes (NATS store): the session moves A -> B after a dropped connectio
     await finish(backAtA.client, nodeA!, lease, ids, 'b')
   } finally {
     for (const c of clients) if (!c.closed) await c.drop()
+  }
+})
+
+test('the holding node SIGKILLed with a QoS 2 message in PUBREC state (record written): at the other node its PUBREL comes with the same id, the unacked ones with theirs and DUP=1', { timeout: 60_000 }, async (t) => {
+  if (nats === undefined) { t.skip('nats-server not installed'); return }
+  const dir = await tempDir('cloud-ids-k'); dirs.push(dir)
+  const proc: CloudProcess = await startCloudProcess(['--store', nats.urls.join(','), '--node-id', 'node-k', '--data-dir', dir.path, '--mqtt-port', '0', '--bridge-port', '0', '--http-port', '0', '--edge-token', 'edge-b=secret-b', '--log-level', 'warn'], 30_000)
+  const records = await JetStreamSessionKV.open({ servers: nats.urls, bucket: 'TRIB_CSESS', prefix: 'TRIB', replicas: 1, expiryMs: 7 * 24 * 3_600_000, logger: silentLogger() })
+  const clients: RawClient[] = []
+  try {
+    const lease = await leaseOf(nodeB!, 'edge-b') // edge-a is leased to node A by the test above
+    const atK = await RawClient.connect(proc.mqttPort, 'raw-crash')
+    clients.push(atK.client)
+    await atK.client.subscribe([{ topic: 'up/edge-b/devices/k1/#', qos: 1 }, { topic: 'up/edge-b/devices/k2/#', qos: 2 }])
+    await append(nodeB!, lease, 0, 1, 'k1', 1, 'edge-b')
+    await append(nodeB!, lease, 1, 3, 'k2', 2, 'edge-b')
+    const got = (await atK.client.take(3)).map(pub)
+    assert.deepEqual(got.map((p) => [p.payload, p.qos]), [['m0', 1], ['m1', 2], ['m2', 2]])
+    const [m0k, m1k, m2k] = got.map((p) => p.messageId)
+    atK.client.send({ cmd: 'pubrec', messageId: m1k })
+    assert.deepEqual(short(await atK.client.take(1)), [`pubrel:${m1k}`])
+    // The crash window (README): wait until the node's batched write has the PUBREC in it.
+    await waitFor('the record holds the PUBREC state', async () => (await records.get('raw-crash'))?.record.released.includes(m1k) === true, 10_000)
+    await proc.kill()
+
+    const atB = await RawClient.connect(nodeB!.mqttPort, 'raw-crash')
+    clients.push(atB.client)
+    assert.equal(atB.sessionPresent, true)
+    assert.deepEqual(short(await atB.client.take(3)), [`pubrel:${m1k}`, `m0:q1:${m0k}:dup`, `m2:q2:${m2k}:dup`])
+    atB.client.send({ cmd: 'pubcomp', messageId: m1k })
+    atB.client.send({ cmd: 'puback', messageId: m0k })
+    atB.client.send({ cmd: 'pubrec', messageId: m2k })
+    assert.deepEqual(short(await atB.client.take(1)), [`pubrel:${m2k}`])
+    atB.client.send({ cmd: 'pubcomp', messageId: m2k })
+    await atB.client.sync()
+    assert.deepEqual(atB.client.pending('publish'), [], 'm1k is not published again')
+  } finally {
+    for (const c of clients) if (!c.closed) await c.drop()
+    await records.close()
+    await proc.kill()
   }
 })
