@@ -20,7 +20,17 @@ interface ClientLike { id: string, clean?: boolean }
 interface PacketLike { messageId?: number, brokerId?: string | null, brokerCounter?: number, clientId?: string, cmd?: string }
 
 export class ClusterSessionPersistence {
+  // Last packet id given to another app's message, per persistent-session client.
+  private readonly otherIds = new WeakMap<object, number>()
+
   constructor (private readonly inner: LogPersistence, private readonly sessions: SessionManager) {}
+
+  private otherPacketId (client: object): number {
+    const last = this.otherIds.get(client) ?? 0xFFFF
+    const id = last >= 0xFFFF ? OTHER_MIN_PACKET_ID : last + 1
+    this.otherIds.set(client, id)
+    return id
+  }
 
   get broker (): unknown { return this.inner.broker }
 
@@ -30,8 +40,14 @@ export class ClusterSessionPersistence {
     const previous = broker.authorizeForward.bind(broker)
     broker.authorizeForward = (client: Client, packet) => {
       const p = packet as PacketLike
-      if (!client.clean && p.brokerId !== FOLLOWER_BROKER_ID && typeof p.brokerId === 'string' && p.brokerId !== '' && p.clientId === undefined) return null
-      return previous(client, packet)
+      if (client.clean || p.brokerId === FOLLOWER_BROKER_ID) return previous(client, packet)
+      if (typeof p.brokerId === 'string' && p.brokerId !== '' && p.clientId === undefined) return null
+      // Live and retained messages of other cloud apps: numbered here, above the followers' ids
+      // (record.ts), so the two never collide; aedes' QoSPacket keeps a messageId it is given.
+      // A copy: the packet is shared by every subscriber.
+      const out = previous(client, packet)
+      if (out === null || out === undefined || out.qos === 0) return out
+      return { ...out, messageId: this.otherPacketId(client) }
     }
     broker.on('client', (client) => { if (!client.clean) this.sessions.bind(client as unknown as SessionClient) })
     broker.on('clientReady', (client) => { if (!client.clean) this.sessions.ready(client as unknown as SessionClient) })
@@ -89,10 +105,8 @@ export class ClusterSessionPersistence {
         if (packet.messageId !== undefined) this.sessions.pubrec(client.id, packet.messageId)
         return
       }
-      // A QoS>0 live message of another cloud app, numbered by aedes: keep its id out of the
-      // followers' range (record.ts) so the two never collide. aedes writes this packet object
-      // after this promise resolves. Not queued while the client is offline (README).
-      if (packet.messageId !== undefined && packet.messageId < OTHER_MIN_PACKET_ID) packet.messageId = OTHER_MIN_PACKET_ID + (packet.messageId % (0x10000 - OTHER_MIN_PACKET_ID))
+      // A message of another cloud app (numbered in authorizeForward): not queued while the
+      // client is offline (README).
       return
     }
     await this.inner.outgoingUpdate(client, packet as never)

@@ -21,8 +21,8 @@ export interface SessionSub {
 
 // Packet identifiers of the messages a session's follower sends come from this range, in
 // sequence, so a resumed session computes the same id for the same message from its record
-// [MQTT-4.4.0-1]. Other QoS>0 deliveries to a persistent session (live messages of other cloud
-// apps, numbered by aedes) are moved above it (persistence.ts), so the two never collide.
+// [MQTT-4.4.0-1]. Other QoS>0 deliveries to a persistent session (live and retained messages of
+// other cloud apps) are numbered above it (persistence.ts), so the two never collide.
 export const FOLLOWER_MAX_PACKET_ID = 0xBFFF
 export const OTHER_MIN_PACKET_ID = 0xC000
 

@@ -110,17 +110,20 @@ test('one node (embedded store): reconnect and takeover re-send with the origina
     await expectResent(third.client, ids)
     await finish(third.client, node, lease, ids, 'a')
 
-    // A live QoS 1 message of another cloud app (aedes numbers it): its id is kept out of the
-    // followers' range, so it can never collide with a session message in flight.
-    await third.client.subscribe([{ topic: 'chat/#', qos: 1 }], 2)
+    // Retained and live QoS 1 messages of another cloud app (numbered outside the follower range,
+    // so they can never collide with a session message in flight).
     const other = await RawClient.connect(node.mqttPort, 'other-app', true)
     clients.push(other.client)
+    other.client.send({ cmd: 'publish', topic: 'chat/r', payload: 'kept', qos: 1, retain: true, messageId: 8 })
+    await other.client.next('puback')
+    await third.client.subscribe([{ topic: 'chat/#', qos: 1 }], 2)
     other.client.send({ cmd: 'publish', topic: 'chat/x', payload: 'hello', qos: 1, messageId: 9 })
     await other.client.next('puback')
-    const [live] = (await third.client.take(1)).map(pub)
-    assert.equal(live.payload, 'hello')
-    assert.ok(live.messageId >= OTHER_MIN_PACKET_ID, `id ${live.messageId} above the follower range`)
-    third.client.send({ cmd: 'puback', messageId: live.messageId })
+    const chat = (await third.client.take(2)).map(pub)
+    assert.deepEqual(chat.map((p) => p.payload), ['kept', 'hello'])
+    for (const p of chat) assert.ok(p.messageId >= OTHER_MIN_PACKET_ID, `id ${p.messageId} above the follower range`)
+    assert.notEqual(chat[0].messageId, chat[1].messageId)
+    for (const p of chat) third.client.send({ cmd: 'puback', messageId: p.messageId })
     await third.client.sync()
   } finally {
     for (const c of clients) if (!c.closed) await c.drop()
