@@ -133,3 +133,34 @@ test('managers: an UNSUBSCRIBE with messages unacknowledged, then the session mo
     await close()
   }
 })
+
+test('managers: a subscription replaced at another QoS with messages in flight: after a move those keep their QoS and ids, later ones get the new QoS; PUBRELs owed come from the record', async () => {
+  const store = new MemoryCloudStore()
+  const { a, b, close } = twoManagers(store, template)
+  try {
+    await a.open('app')
+    const atA = new FakeClient('app')
+    a.bind(atA)
+    await a.addSubscriptions('app', [{ topic: 'up/e1/#', qos: 2 }])
+    a.ready(atA)
+    await append(store, 0, 2, 2)
+    await waitFor('m0, m1 at A', () => atA.sent.length >= 2)
+    assert.equal(a.pubrec('app', 1), true)
+    await a.addSubscriptions('app', [{ topic: 'up/e1/#', qos: 1 }]) // [MQTT-3.8.4-3] replaces it
+    await append(store, 2, 1, 2)
+    await waitFor('m2 at A', () => atA.sent.length >= 3)
+    assert.deepEqual(atA.sent.map((s) => [s.payload, s.qos, s.messageId]), [['m0', 2, 1], ['m1', 2, 2], ['m2', 1, 3]])
+
+    assert.deepEqual((await b.open('app')).map((s) => [s.topic, s.qos]), [['up/e1/#', 1]], 'only the active subscription')
+    assert.deepEqual(b.pendingReleases('app'), [1], 'm0: PUBREL owed')
+    const atB = new FakeClient('app')
+    b.bind(atB)
+    b.ready(atB)
+    assert.deepEqual(b.pendingReleases('app'), [], 'asked once, before the follower starts')
+    await waitFor('m1, m2 at B', () => atB.sent.length >= 2)
+    await settle()
+    assert.deepEqual(atB.sent.map((s) => [s.payload, s.qos, s.messageId, s.dup]), [['m1', 2, 2, true], ['m2', 1, 3, true]])
+  } finally {
+    await close()
+  }
+})
