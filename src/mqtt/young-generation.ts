@@ -61,8 +61,11 @@ export function currentSemiSpaceBytes (): number {
   return 0
 }
 
+// Exported for the test, which checks the flag's effect in a plain child process.
+export const PRETENURING_OFF_FLAG = '--no-allocation-site-pretenuring'
+
 export function disableAllocationSitePretenuring (): void {
-  setFlagsFromString('--no-allocation-site-pretenuring')
+  setFlagsFromString(PRETENURING_OFF_FLAG)
 }
 
 function setGrowthFactor (factor: number): void {
