@@ -42,6 +42,8 @@ const MAX_PENDING_CLEANS = 10_000
 // while an old message stays unacknowledged is stopped here (the record must fit a KV value).
 const MAX_RETIRED_SUBS = 1000
 
+function noop (): void {}
+
 function freshSession (cursor: number, epoch: number): SessionRecord {
   return { subs: [], cursor, packetId: 1, sentUpTo: cursor, released: [], acked: [], holder: '', epoch, heldUntilMs: 0, touchedMs: 0 }
 }
@@ -99,6 +101,8 @@ interface Held {
   openedAtMs: number
   dirty: boolean
   chain: Promise<boolean>
+  // A write asked for by PUBRECs, not started yet: later PUBRECs join it (group commit).
+  durable: Promise<boolean> | undefined
 }
 
 export class SessionManager {
@@ -160,7 +164,7 @@ export class SessionManager {
       const record: SessionRecord = { ...base, holder: this.holder, epoch: base.epoch + 1, heldUntilMs: now + this.leaseTtlMs, touchedMs: now }
       const out = await this.kv.put(clientId, record, cur?.revision ?? 0)
       if (out.status === 'ok') {
-        const h: Held = { clientId, record, revision: out.revision, client: undefined, follower: undefined, openedAtMs: now, dirty: false, chain: Promise.resolve(true) }
+        const h: Held = { clientId, record, revision: out.revision, client: undefined, follower: undefined, openedAtMs: now, dirty: false, chain: Promise.resolve(true), durable: undefined }
         this.held.set(clientId, h)
         const from = cur?.record.holder ?? ''
         this.logger.debug({ clientId, epoch: record.epoch, cursor: record.cursor, subs: record.subs.length, from }, 'persistent session opened')
@@ -318,9 +322,30 @@ export class SessionManager {
     h.client?.close()
   }
 
-  // QoS 2 PUBREC of a follower's message (PUBREL state). false: not one of ours.
-  pubrec (clientId: string, messageId: number): boolean {
-    return this.held.get(clientId)?.follower?.pubrec(messageId) ?? false
+  // QoS 2 PUBREC of a follower's message. Resolves once the record holds it (false: not one of
+  // ours); aedes sends the PUBREL only then. So a client can never have completed (PUBCOMP) a
+  // message the record does not show as released: after a crash of this node the next holder
+  // re-sends that PUBREL, never the PUBLISH, and QoS 2 stays exactly once. A PUBREC whose state
+  // cannot be written throws: aedes closes the connection without sending the PUBREL (the
+  // client keeps the id and answers the re-sent PUBLISH with PUBREC again).
+  async pubrec (clientId: string, messageId: number): Promise<boolean> {
+    const h = this.held.get(clientId)
+    if (h === undefined || h.follower?.pubrec(messageId) !== true) return false
+    if (!await this.writeSoon(h)) throw tributaryError('TRIB_ERR_MQTT_SESSION', `QoS 2 state of session ${clientId} not written: PUBREL withheld, connection closed`, { clientId })
+    return true
+  }
+
+  // One write of h's current state after the one in flight; callers until it starts share it.
+  private async writeSoon (h: Held): Promise<boolean> {
+    if (h.durable === undefined) {
+      h.durable = h.chain.then(noop, noop).then(async () => {
+        h.durable = undefined
+        if (this.held.get(h.clientId) !== h) return false
+        this.snapshot(h)
+        return await this.write(h, false)
+      })
+    }
+    return await h.durable
   }
 
   // PUBRELs owed at this CONNECT [MQTT-4.4.0-1]: the session's QoS 2 messages whose PUBREC came

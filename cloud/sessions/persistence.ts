@@ -100,9 +100,9 @@ export class ClusterSessionPersistence {
     if (packet.brokerId === FOLLOWER_BROKER_ID) return
     if (client.clean === false) {
       if (packet.cmd === 'pubrel') {
-        // aedes got a PUBREC and sends the PUBREL now: QoS 2 state of a follower's message
-        // (the record keeps it, so a reconnect re-sends this PUBREL, not the PUBLISH).
-        if (packet.messageId !== undefined) this.sessions.pubrec(client.id, packet.messageId)
+        // aedes got a PUBREC and sends the PUBREL once this resolves: for a follower's message,
+        // once the record holds that state (a reconnect re-sends this PUBREL, not the PUBLISH).
+        if (packet.messageId !== undefined) await this.sessions.pubrec(client.id, packet.messageId)
         return
       }
       // A message of another cloud app (numbered in authorizeForward): not queued while the

@@ -9,6 +9,9 @@ import { silentLogger } from '../../src/log/index.js'
 import { CloudTopicTemplate } from '../../cloud/dispatcher.js'
 import { SessionFollower, type ResumeState } from '../../cloud/sessions/follower.js'
 import { StoreTail } from '../../cloud/sessions/tail.js'
+import { MetaSessionKV } from '../../cloud/sessions/kv.js'
+import { SessionManager } from '../../cloud/sessions/manager.js'
+import { MemoryMetaStore } from '../../src/meta/memory.js'
 import { decodeSession, encodeSession, FOLLOWER_MAX_PACKET_ID, type SessionRecord } from '../../cloud/sessions/record.js'
 import { MemoryCloudStore } from '../../cloud/store/memory.js'
 import { waitFor } from '../helpers/net.js'
@@ -25,6 +28,16 @@ async function append (store: MemoryCloudStore, from: number, n: number, qos: 1 
   assert.equal(out.status, 'ok')
 }
 
+
+// Client "app" connects at m (CONNECT, registered, SUBSCRIBE up/e1/#, CONNACK).
+async function connectAt (m: SessionManager, qos: 1 | 2): Promise<FakeClient> {
+  await m.open('app')
+  const c = new FakeClient('app')
+  m.bind(c)
+  await m.addSubscriptions('app', [{ topic: 'up/e1/#', qos }])
+  m.ready(c)
+  return c
+}
 
 const settle = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 30)) }
 const view = (s: FakeSent[]): Array<[string, number, boolean]> => s.map((x) => [x.payload, x.messageId, x.dup])
@@ -136,16 +149,13 @@ test('managers: an UNSUBSCRIBE with messages unacknowledged, then the session mo
 
 test('managers: a subscription replaced at another QoS with messages in flight: after a move those keep their QoS and ids, later ones get the new QoS; PUBRELs owed come from the record', async () => {
   const store = new MemoryCloudStore()
-  const { a, b, close } = twoManagers(store, template)
+  const { kv, a, b, close } = twoManagers(store, template)
   try {
-    await a.open('app')
-    const atA = new FakeClient('app')
-    a.bind(atA)
-    await a.addSubscriptions('app', [{ topic: 'up/e1/#', qos: 2 }])
-    a.ready(atA)
+    const atA = await connectAt(a, 2)
     await append(store, 0, 2, 2)
     await waitFor('m0, m1 at A', () => atA.sent.length >= 2)
-    assert.equal(a.pubrec('app', 1), true)
+    assert.equal(await a.pubrec('app', 1), true)
+    assert.deepEqual((await kv.get('app'))?.record.released, [1], 'written before the PUBREL may go out')
     await a.addSubscriptions('app', [{ topic: 'up/e1/#', qos: 1 }]) // [MQTT-3.8.4-3] replaces it
     await append(store, 2, 1, 2)
     await waitFor('m2 at A', () => atA.sent.length >= 3)
@@ -162,5 +172,37 @@ test('managers: a subscription replaced at another QoS with messages in flight: 
     assert.deepEqual(atB.sent.map((s) => [s.payload, s.qos, s.messageId, s.dup]), [['m1', 2, 2, true], ['m2', 1, 3, true]])
   } finally {
     await close()
+  }
+})
+
+test('PUBRECs: written before the PUBREL may go out, PUBRECs that arrive together share one write; a write that fails withholds the PUBREL (throws)', async () => {
+  const store = new MemoryCloudStore()
+  const real = new MetaSessionKV(new MemoryMetaStore(), silentLogger())
+  let puts = 0
+  let down = false
+  const kv = {
+    get: async (id: string) => await real.get(id),
+    put: async (id: string, r: SessionRecord, rev: number) => { puts++; if (down) throw new Error('store unreachable'); return await real.put(id, r, rev) },
+    delete: async (id: string) => { await real.delete(id) },
+    requestRelease: async (id: string, holder: string) => await real.requestRelease(id, holder),
+    onReleaseRequest: (holder: string, handler: (clientId: string) => Promise<void>) => { real.onReleaseRequest(holder, handler) },
+    close: async () => { await real.close() }
+  }
+  const m = new SessionManager({ kv, store, template, nodeId: 'n', leaseTtlMs: 15_000, expiryMs: 3_600_000, windowMessages: 10, logger: silentLogger(), now: Date.now })
+  m.start()
+  try {
+    const c = await connectAt(m, 2)
+    await append(store, 0, 4, 2)
+    await waitFor('m0..m3', () => c.sent.length >= 4)
+    const before = puts
+    assert.deepEqual(await Promise.all([m.pubrec('app', 1), m.pubrec('app', 2), m.pubrec('app', 3), m.pubrec('app', 0xC000)]), [true, true, true, false])
+    assert.ok(puts - before <= 2, `one write for the three (a timer flush may add one): ${puts - before}`)
+    assert.deepEqual((await real.get('app'))?.record.released, [1, 2, 3])
+    down = true
+    await assert.rejects(m.pubrec('app', 4), /PUBREL withheld/)
+  } finally {
+    down = false
+    await m.close()
+    await store.close()
   }
 })
