@@ -36,7 +36,7 @@ let counter = 0
 
 // State of one QoS>0 delivery in flight.
 const SENT = 0 // PUBLISH sent, PUBACK / PUBREC owed
-const RELEASED = 1 // QoS 2: PUBREC came, PUBREL sent, PUBCOMP owed
+const RELEASED = 1 // QoS 2: PUBREC came, PUBREL sent once the record holds this (manager.ts), PUBCOMP owed
 const DONE = 2 // acknowledged (out of order: an older one is still owed)
 
 export interface DeliveryClient {
