@@ -22,7 +22,7 @@ export const cloudSchema = {
   limits: {
     maxPacketBytes: { kind: 'bytes', min: 64, max: 256 * 1024 * 1024, default: 1024 * 1024 + 65536, flag: 'max-packet-bytes', doc: 'Largest MQTT packet from a cloud app' },
     maxConnections: { kind: 'int', min: 1, max: 1_000_000, default: 10_000, flag: 'max-connections', doc: 'Concurrent MQTT connections of cloud apps' },
-    inflightWindow: { kind: 'int', min: 1, max: 65535, default: 1000, flag: 'inflight-window', doc: 'Unacknowledged QoS>0 messages in flight per client' },
+    inflightWindow: { kind: 'int', min: 1, max: 65535, default: 1000, flag: 'inflight-window', doc: 'QoS>0 messages in flight per client (persistent sessions: counted from the oldest unacknowledged one)' },
     maxTopicLength: { kind: 'int', min: 1, max: 65535, default: 2048, flag: 'max-topic-length', doc: 'Longest topic name in bytes (edge topic + prefix)' },
     maxTopicLevels: { kind: 'int', min: 1, max: 128, default: 32, flag: 'max-topic-levels', doc: 'Most levels in a topic' },
     connectTimeoutMs: { kind: 'duration', min: 100, max: 600_000, default: 10_000, flag: 'connect-timeout', doc: 'Time a new MQTT connection has to send CONNECT' }
