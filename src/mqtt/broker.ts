@@ -41,6 +41,7 @@ import { isTributaryError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { DurableQueue, type AckCallback } from './durable-queue.js'
 import { EarlyRouting } from './early-routing.js'
+import { ReadAhead } from './read-ahead.js'
 import { checkTopic, ConnectionGate, limitPacketSize, patchParserPrototype } from './limits.js'
 import { installCorkedWrites, markBatched } from './corked-writes.js'
 
@@ -122,6 +123,8 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
   const stats = new BrokerStats()
   const gate = new ConnectionGate(config.maxConnections)
   const pending = new DurableQueue()
+  // Reads a publisher's next packets while its QoS 1 PUBACKs wait for the fsync (read-ahead.ts).
+  const readAhead = new ReadAhead()
   const onAppended = deps.onAppended
   const observeAckSeconds = deps.observeAckSeconds
   const appendFailureLog = new Throttle()
@@ -183,7 +186,7 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
     stats.appended++
     if (onAppended !== undefined) onAppended(packet, result)
     if (qos === 0) callback(null)
-    else if (qos === 1) early.route(packet, client)
+    else if (qos === 1) { early.route(packet, client); readAhead.appended(client) }
   }
 
   function authorizeSubscribe (client: Client, sub: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {

@@ -6,7 +6,8 @@
 // before its PUBACK still had its message delivered; a will at QoS 1 is routed once.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo, type Server } from 'node:net'
+import { createConnection, createServer, type AddressInfo, type Server } from 'node:net'
+import mqttPacket from 'mqtt-packet'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { AppendInput, AppendResult, DurableCallback } from '../../src/commitlog/types.js'
 import { silentLogger } from '../../src/log/index.js'
@@ -163,4 +164,33 @@ test('an appender that is durable inside append(): each QoS 1 message is routed 
   await waitFor('20 deliveries', () => got.length >= 20, 10_000)
   await new Promise((resolve) => setTimeout(resolve, 100))
   assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => String(i)))
+})
+
+test('QoS 1 read-ahead: a chunk of several publishes waiting for durable does not stop the next chunk from being read and delivered; PUBACKs still wait', async () => {
+  const { log, url } = await startStack()
+  const sub = await connect(url, 'sub-ra')
+  await sub.subscribeAsync('ahead/#', { qos: 1 })
+  const got = collect(sub)
+  // A raw connection, so that each write is one socket chunk of exactly the packets given. aedes
+  // reads a connection's next chunk only when every packet of the current one is done (after its
+  // PUBACK, i.e. durable, never here), and a 'readable' event counts down only one packet.
+  const port = Number(new URL(url).port)
+  const raw = createConnection(port, '127.0.0.1')
+  const acks: number[] = []
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  parser.on('packet', (p) => { if (p.cmd === 'puback') acks.push(p.messageId as number) })
+  raw.on('data', (b) => { parser.parse(b) })
+  after(() => { raw.destroy() })
+  raw.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'pub-ra', keepalive: 0 }))
+  let id = 1
+  const publish = (): Buffer => mqttPacket.generate({ cmd: 'publish', topic: 'ahead/seq', payload: String(id), qos: 1, messageId: id++, retain: false, dup: false })
+  for (let chunk = 0; chunk < 4; chunk++) {
+    raw.write(Buffer.concat([publish(), publish(), publish()]))
+    await waitFor(`chunk ${chunk} delivered while nothing is durable`, () => got.length === 3 * (chunk + 1), 5_000)
+  }
+  assert.deepEqual(acks, [], 'a PUBACK went out before its record was durable')
+  log.release()
+  await waitFor('all PUBACKs', () => acks.length === 12, 5_000)
+  assert.deepEqual(acks, Array.from({ length: 12 }, (_, i) => i + 1), 'PUBACKs out of order')
+  assert.deepEqual(got, Array.from({ length: 12 }, (_, i) => String(i + 1)))
 })
