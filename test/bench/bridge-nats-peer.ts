@@ -13,6 +13,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import { freePort, tempDir, waitFor } from '../helpers/net.js'
 import { natsServerPath } from '../helpers/nats-cluster.js'
+import { stopChild } from './broker-procs.js'
 
 import { CLOUD_CORE, EDGE_CORE, pin } from './bridge-pin.js'
 
@@ -25,14 +26,7 @@ async function startNats (bin: string, confPath: string, conf: string, port: num
   const child = spawn(bin, ['-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000) })
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const gone = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    const t = setTimeout(() => { child.kill('SIGKILL') }, 5000)
-    await gone
-    clearTimeout(t)
-  }
+  const stop = async (): Promise<void> => { await stopChild(child) }
   try {
     await waitFor(`nats-server on ${port}`, async () => {
       if (child.exitCode !== null) throw new Error(`nats-server exited: ${err}`)

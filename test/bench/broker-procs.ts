@@ -29,7 +29,8 @@ const root = new URL('../../', import.meta.url).pathname
 export const BROKER_CORE = ['taskset', '-c', '0']
 export const GENERATOR_CORE = ['taskset', '-c', '1']
 
-async function stopChild (child: ChildProcess): Promise<void> {
+// SIGTERM, then SIGKILL after 5 s; resolves once the child has exited.
+export async function stopChild (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const gone = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')

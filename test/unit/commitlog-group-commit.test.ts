@@ -19,30 +19,20 @@ test('interval policy: every round of appends becomes durable without waiting fo
     })
     try {
       const order: number[] = []
+      // Appends record n; resolves when its durable callback ran (recording the callback order).
+      const appendNumbered = async (n: number): Promise<void> => await new Promise<void>((resolve, reject) => {
+        log.append({ topic: 't/group', payload: Buffer.from(`m${n}`), qos: 1, retain: false, clientId: 'c' }, (err) => {
+          if (err !== null) { reject(err); return }
+          order.push(n)
+          resolve()
+        })
+      })
       for (let round = 0; round < 5; round++) {
         // A burst per round: appends of one loop turn, and more while the first fsync runs.
         const done: Array<Promise<void>> = []
-        for (let i = 0; i < 50; i++) {
-          const n = round * 100 + i
-          done.push(new Promise<void>((resolve, reject) => {
-            log.append({ topic: 't/group', payload: Buffer.from(`m${n}`), qos: 1, retain: false, clientId: 'c' }, (err) => {
-              if (err !== null) { reject(err); return }
-              order.push(n)
-              resolve()
-            })
-          }))
-        }
+        for (let i = 0; i < 50; i++) done.push(appendNumbered(round * 100 + i))
         await new Promise((resolve) => setImmediate(resolve))
-        for (let i = 50; i < 100; i++) {
-          const n = round * 100 + i
-          done.push(new Promise<void>((resolve, reject) => {
-            log.append({ topic: 't/group', payload: Buffer.from(`m${n}`), qos: 1, retain: false, clientId: 'c' }, (err) => {
-              if (err !== null) { reject(err); return }
-              order.push(n)
-              resolve()
-            })
-          }))
-        }
+        for (let i = 50; i < 100; i++) done.push(appendNumbered(round * 100 + i))
         await Promise.all(done)
         // Durable means fsynced: the durable offset covers every record acked so far.
         assert.equal(log.durableOffset, log.endOffset)
