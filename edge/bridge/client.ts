@@ -3,9 +3,12 @@
 //   disconnected --connect--> connecting --WELCOME--> ready --close/heartbeat timeout--> disconnected
 //                                  |  REFUSE / error / timeout                            (backoff)
 //
-// Replication: read durable records from `readPos` (never past durableOffset: a record the edge
-// could still lose in a crash must not reach the cloud, whose dedupe key is the edge offset),
-// keep those matching `forward`, send them as a LOG_BATCH covering [readPos, nextOffset) (the
+// Replication: read records from `readPos` up to the log's replicableOffset: written (page cache)
+// and at most the replicate-ahead window past durableOffset, so the edge's fsync is not on the
+// device-to-cloud path. A power loss can cost the edge records the cloud already holds (never
+// acked to their publishers); the commitlog then leaves an offset gap of the window's size after
+// the recovered end, so new records never reuse an offset the cloud's dedupe key has seen. With a
+// window of 0 only durable records are sent. Keep those matching `forward`, send them as a LOG_BATCH covering [readPos, nextOffset) (the
 // log's bytes as they are: src/commitlog/raw-read.ts, src/protocol/bridge-frames.ts), up to
 // `windowBatches` unacked. The cloud ACKs the edge offset up to which it holds everything durably;
 // that is the checkpoint: registered as the log reader 'bridge' (retention keeps the backlog unless
@@ -34,11 +37,18 @@ export interface BridgeLog {
   readonly startOffset: number
   readonly endOffset: number
   readonly durableOffset: number
+  // Up to where records may be sent (CommitLog.replicableOffset: written, at most the
+  // replicate-ahead window past durableOffset).
+  readonly replicableOffset: number
   append (input: AppendInput, onDurable: DurableCallback): AppendResult
   read (offset: number, limits?: ReadLimits & { maxOffset?: number }): ReadBatch
   // Raw bytes for the replication hot path (src/commitlog/raw-read.ts walks and checks them).
   readBytes (offset: number, into: Buffer, at: number, len: number, maxOffset: number): number
+  // Where a read continues past an offset gap (CommitLog.skipGap).
+  skipGap (offset: number): number
   waitForData (offset: number): Promise<void>
+  // Resolves once replicableOffset > offset.
+  waitForReplicable (offset: number): Promise<void>
   flush (): Promise<void>
   setReader (name: string, offset: number): void
   stats (): { droppedRecords: number }
@@ -353,8 +363,8 @@ export class BridgeClient {
         if (this.rateTimer === undefined) this.rateTimer = setTimeout(() => { this.rateTimer = undefined; if (gen === this.gen) this.pump() }, delay)
         return
       }
-      const durable = this.log.durableOffset
-      if (this.readPos >= durable) {
+      const limit = this.log.replicableOffset
+      if (this.readPos >= limit) {
         this.waitForMore(gen)
         return
       }
@@ -363,10 +373,10 @@ export class BridgeClient {
       // first run's header; the buffer is as large as what can be read (small on a live link).
       const front = this.headerBytes + LOG_BATCH_RUN_HEADER_BYTES
       // At least MIN_READ_BYTES, so a rate cap's tiny byte budget still reads a frame's length.
-      let room = Math.min(Math.max(maxBytes, MIN_READ_BYTES), durable - this.readPos)
+      let room = Math.min(Math.max(maxBytes, MIN_READ_BYTES), limit - this.readPos)
       let buf = room === this.s.batchMaxBytes && this.spare.length > 0 ? this.spare.pop()! : Buffer.allocUnsafe(front + room)
       const limits = this.rawLimits
-      limits.maxBytes = room; limits.maxRecords = maxRecords; limits.maxOffset = durable
+      limits.maxBytes = room; limits.maxRecords = maxRecords; limits.maxOffset = limit
       let r = readRaw(this.log, this.readPos, buf, front, limits, this.raw)
       while (r.status === 'short') {
         // The first record is larger than the budget: read exactly it (progress guaranteed: the
@@ -450,8 +460,8 @@ export class BridgeClient {
     return this.filters.matches(buf.toString('utf8', t, t + tLen))
   }
 
-  // Nothing durable to send from readPos: flush what is appended (so it becomes durable and
-  // sendable at once), or wait for the next append.
+  // Nothing sendable from readPos: wait until the log says more is (written, or for a window of
+  // 0 durable: the log then starts an fsync itself, whatever the flush policy).
   private waitForMore (gen: number): void {
     if (this.waiting) return
     this.waiting = true
@@ -460,8 +470,7 @@ export class BridgeClient {
       this.waiting = false
       if (this.state !== 'closed') this.logger.error({ err }, 'bridge cannot read the commitlog')
     }
-    if (this.log.endOffset > this.readPos) this.log.flush().then(wake, fail)
-    else this.log.waitForData(this.readPos).then(wake, fail)
+    this.log.waitForReplicable(this.readPos).then(wake, fail)
   }
 
   // ------------------------------------------------------------------ downlink

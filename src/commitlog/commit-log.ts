@@ -11,7 +11,7 @@
 // Reads see every appended record: a read that reaches past `written` drains the writer first.
 import {
   closeSync, constants, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, readSync,
-  unlinkSync, writeFileSync, fsyncSync
+  unlinkSync, writeFileSync, writeSync, fsyncSync
 } from 'node:fs'
 import { join } from 'node:path'
 import { tributaryError } from '../errors/index.js'
@@ -89,6 +89,11 @@ export class CommitLog {
   private cbLen = 0
   private flushWaiters: Waiter[] = []
   private dataWaiters: Waiter[] = []
+  // Replicators waiting for replicableOffset to pass an offset (checked as writes and fsyncs end).
+  private replicaWaiters: Waiter[] = []
+  // Replicate-ahead window (CommitLogOptions.replicateAheadBytes).
+  private readonly aheadBytes: number
+  private readonly fdatasync: (fd: number, callback: (err: Error | null) => void) => void
 
   private tickScheduled = false
   private syncing = false
@@ -111,6 +116,11 @@ export class CommitLog {
   private droppedRecords = 0
 
   private readonly onTick = (): void => { this.tick() }
+  private replicaFlushPending = false
+  private readonly onReplicaFlushed = (): void => {
+    this.replicaFlushPending = false
+    if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
+  }
   private readonly onSealedSynced = (err: Error | null): void => { this.sealedSynced(err) }
   private readonly onActiveSynced = (err: Error | null): void => { this.activeSynced(err) }
 
@@ -119,6 +129,8 @@ export class CommitLog {
     this.log = opts.log
     this.now = opts.now ?? Date.now
     this.dir = opts.dir
+    this.aheadBytes = opts.replicateAheadBytes ?? 0
+    this.fdatasync = opts.fdatasync ?? fdatasync
     // A buffer holds at least one maximum record plus an end-of-segment marker.
     this.writeBufferBytes = Math.max(WRITE_BUFFER_BYTES, opts.maxRecordBytes + SEGMENT_END_BYTES)
     this.topics = new TopicIndex(join(opts.dir, INDEX_DIR))
@@ -152,6 +164,15 @@ export class CommitLog {
   // crash, not a power loss, as that policy states). Records past it may be lost in a crash and
   // their offsets reused, so nothing derived (session cursors) may be persisted beyond it.
   get ackedOffset (): number { return this.opts.flushPolicy === 'none' ? this.writer.written : this.durable }
+  // How far a replicator may read: the written end (page cache) while it is at most
+  // replicateAheadBytes past the durable offset, else the durable offset. Both are record
+  // boundaries (a plain `durable + W` would cut a record). A power loss can lose records below it
+  // that a replica holds; recovery's offset gap (see recover()) keeps their offsets from being
+  // reused. With replicateAheadBytes 0 this is durableOffset.
+  get replicableOffset (): number {
+    const written = this.writer.written
+    return written - this.durable <= this.aheadBytes ? written : this.durable
+  }
 
   // ---------------------------------------------------------------- append (hot path)
 
@@ -286,6 +307,7 @@ export class CommitLog {
     if (this.state === 'failed') { this.truncateAfterFailure(); return }
     this.updateActiveEnd()
     if (this.opts.flushPolicy === 'none') this.fireCallbacks(this.writer.written)
+    if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
     this.maybeSync()
   }
 
@@ -325,6 +347,7 @@ export class CommitLog {
     if (this.state === 'failed') { this.failCallbacks(); return }
     this.writer.flushSoon()
     if (this.dataWaiters.length > 0) this.wakeDataWaiters()
+    if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
     if (this.retentionDue) { this.retentionDue = false; this.enforceRetentionLogged() }
     this.maybeSync()
   }
@@ -368,7 +391,7 @@ export class CommitLog {
   // segment. So a durable record implies every earlier byte is durable too.
   private nextSyncStep (): void {
     if (this.syncStep < this.syncSealed.length) {
-      fdatasync((this.syncSealed[this.syncStep] as SealedFd).fd, this.onSealedSynced)
+      this.fdatasync((this.syncSealed[this.syncStep] as SealedFd).fd, this.onSealedSynced)
     } else if (this.syncDir) {
       this.syncDir = false
       open(this.dir, 'r', (err, fd) => {
@@ -376,7 +399,7 @@ export class CommitLog {
         fsync(fd, (err2) => { closeSync(fd); if (err2 !== null) this.syncFailed(err2); else this.nextSyncStep() })
       })
     } else {
-      fdatasync(this.syncActiveFd, this.onActiveSynced)
+      this.fdatasync(this.syncActiveFd, this.onActiveSynced)
     }
   }
 
@@ -394,6 +417,7 @@ export class CommitLog {
     if (this.state === 'failed') { this.failCallbacks(); return }
     if (this.opts.flushPolicy !== 'none') this.fireCallbacks(this.durable)
     this.resolveFlushWaiters()
+    if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
     this.maybeSync()
   }
 
@@ -442,6 +466,9 @@ export class CommitLog {
     const fw = this.flushWaiters
     this.flushWaiters = []
     for (const w of fw) w.reject(err)
+    const rw = this.replicaWaiters
+    this.replicaWaiters = []
+    for (const w of rw) w.reject(err)
   }
 
   private resolveFlushWaiters (): void {
@@ -476,6 +503,42 @@ export class CommitLog {
     await new Promise<void>((resolve, reject) => { this.dataWaiters.push({ offset, resolve, reject }) })
   }
 
+  // Resolves once replicableOffset > offset (checked as writes and fsyncs complete, and once per
+  // loop turn with appends).
+  async waitForReplicable (offset: number): Promise<void> {
+    if (this.replicableOffset > offset) return
+    if (this.state !== 'open') throw this.notOpenError()
+    await new Promise<void>((resolve, reject) => {
+      this.replicaWaiters.push({ offset, resolve, reject })
+      this.nudgeReplicaWaiters()
+    })
+  }
+
+  private wakeReplicaWaiters (): void {
+    const replicable = this.replicableOffset
+    const keep: Waiter[] = []
+    for (const w of this.replicaWaiters) {
+      if (replicable > w.offset) w.resolve()
+      else keep.push(w)
+    }
+    this.replicaWaiters = keep
+    if (keep.length > 0) this.nudgeReplicaWaiters()
+  }
+
+  // When the window, not the writes, holds a waiting replicator back (more appended than the
+  // window lets through), an fsync moves it on: under flush policy 'none' nothing else starts one.
+  private nudgeReplicaWaiters (): void {
+    if (this.replicaFlushPending || this.state !== 'open') return
+    if (this.end - this.durable <= this.aheadBytes) return // the writes alone will do
+    for (const w of this.replicaWaiters) {
+      if (this.end > w.offset) {
+        this.replicaFlushPending = true
+        this.flush().then(this.onReplicaFlushed, this.onReplicaFlushed)
+        return
+      }
+    }
+  }
+
   private wakeDataWaiters (): void {
     const keep: Waiter[] = []
     for (const w of this.dataWaiters) {
@@ -504,8 +567,15 @@ export class CommitLog {
     while (records.length < maxRecords && pos < stop) {
       const seg = this.segmentFor(pos)
       if (seg === null) break
+      if (pos >= seg.end) {
+        // Past a sealed segment's end: across an offset gap (if any) to the next segment.
+        const next = this.skipGap(pos)
+        if (next === pos) break
+        pos = next
+        continue
+      }
       const segEnd = Math.min(seg.end, stop)
-      if (pos >= segEnd) { pos = seg.end; continue }
+      if (pos >= segEnd) break
       const want = Math.min(segEnd - pos, Math.max(maxBytes - bytes, HEADER_BYTES))
       const chunk = Buffer.allocUnsafe(want)
       const got = this.readAt(seg, pos, chunk, want)
@@ -562,6 +632,7 @@ export class CommitLog {
     if (stop > this.writer.written) this.drainWrites()
     const seg = this.segmentFor(offset)
     if (seg === null) return 0
+    // 0 as well when `offset` lies in an offset gap (raw-read.ts crosses it with skipGap).
     const n = Math.min(len, Math.min(seg.end, stop) - offset)
     return n <= 0 ? 0 : this.readAt(seg, offset, into.subarray(at, at + n), n)
   }
@@ -570,17 +641,34 @@ export class CommitLog {
     return tributaryError('TRIB_ERR_LOG_CORRUPT', `bad record at offset ${offset} in ${seg.path}`, { offset, path: seg.path })
   }
 
+  // The segment with the greatest base <= offset. An offset in an offset gap (at or past a sealed
+  // segment's end, before the next segment's base: see recover()) gets the segment before the gap.
   private segmentFor (offset: number): Segment | null {
+    const i = this.segmentIndex(offset)
+    return i < 0 ? null : this.segments[i] as Segment
+  }
+
+  private segmentIndex (offset: number): number {
     const segs = this.segments
     let lo = 0
     let hi = segs.length - 1
-    if (hi < 0 || offset < (segs[0] as Segment).base) return null
+    if (hi < 0 || offset < (segs[0] as Segment).base) return -1
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1
       if ((segs[mid] as Segment).base <= offset) lo = mid
       else hi = mid - 1
     }
-    return segs[lo] as Segment
+    return lo
+  }
+
+  // Where a reader at `offset` continues: the next segment's base when `offset` lies at or past a
+  // sealed segment's end (an offset gap left by a dirty recovery; without a gap the next base is
+  // that end), else `offset` itself. No record lies in a gap.
+  skipGap (offset: number): number {
+    const i = this.segmentIndex(offset)
+    if (i < 0 || i === this.segments.length - 1) return offset
+    const seg = this.segments[i] as Segment
+    return offset < seg.end ? offset : (this.segments[i + 1] as Segment).base
   }
 
   private readAt (seg: Segment, offset: number, into: Buffer, len: number): number {
@@ -833,6 +921,8 @@ export class CommitLog {
       const closedErr = tributaryError('TRIB_ERR_LOG_CLOSED', 'commitlog closed')
       for (const w of this.dataWaiters) w.reject(closedErr)
       this.dataWaiters = []
+      for (const w of this.replicaWaiters) w.reject(closedErr)
+      this.replicaWaiters = []
       this.topics.close()
       for (const s of this.pendingSealed) closeSync(s.fd)
       this.pendingSealed = []
@@ -852,6 +942,25 @@ export class CommitLog {
   }
 
   // ---------------------------------------------------------------- recovery
+
+  // Ends the recovered tail segment with an end-of-segment marker (fsynced), so an offset gap can
+  // follow it: a segment's bytes always end with a marker where the next segment does not start
+  // right after them.
+  private sealForGap (tail: Segment): void {
+    const fd = openSync(tail.path, 'r+')
+    try {
+      writeSync(fd, SEGMENT_END_FRAME, 0, SEGMENT_END_BYTES, tail.end - tail.base)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    tail.end += SEGMENT_END_BYTES
+    tail.sealed = true
+    // The last record's offset is not known without a scan: the time index then ends with its
+    // last periodic entry (lookups scan forward from it; retention uses its last timestamp).
+    tail.time.seal(-1, tail.time.lastTs, tail.end)
+    tail.time.save(join(this.dir, timeIndexName(tail.base)))
+  }
 
   private recover (): RecoveryReport {
     const dir = this.dir
@@ -894,7 +1003,7 @@ export class CommitLog {
       if (s.time.coveredEnd < 0) { s.time = new SegmentTimeIndex(s.base); scanFrom = Math.min(scanFrom, s.base) } else if (s.time.coveredEnd < s.end) scanFrom = Math.min(scanFrom, s.time.coveredEnd)
       s.sealed = s.time.sealed && s.time.coveredEnd === s.end
     }
-    const report: RecoveryReport = { dirty, scannedFromOffset: fileEnd, truncatedBytes: 0, recordsRecovered: 0, endOffset: fileEnd }
+    const report: RecoveryReport = { dirty, scannedFromOffset: fileEnd, truncatedBytes: 0, recordsRecovered: 0, endOffset: fileEnd, gapBytes: 0 }
     if (first !== undefined && scanFrom < fileEnd) {
       scanFrom = Math.max(scanFrom, first.base)
       report.scannedFromOffset = scanFrom
@@ -949,6 +1058,15 @@ export class CommitLog {
       this.topics.writeOut()
     }
     const tail = this.segments[this.segments.length - 1]
+    // After a dirty shutdown a replica may hold records past what survived (replicate-ahead,
+    // replicableOffset): those that were written but not durable when the power went. New records
+    // must not reuse their offsets (a replica's dedupe, keyed by offset, would drop them as
+    // replays), so the next segment starts `aheadBytes` past the recovered end. Everything read
+    // before the crash lay below durable + W <= recovered end + W.
+    if (dirty && this.aheadBytes > 0 && tail !== undefined) {
+      if (!tail.sealed) this.sealForGap(tail)
+      report.gapBytes = this.aheadBytes
+    }
     const endNow = tail === undefined ? 0 : tail.end
     report.endOffset = endNow
     // Re-open the tail for appends, or start a new segment after a sealed one (or the first).
@@ -959,10 +1077,11 @@ export class CommitLog {
       this.active.time = time
       this.active.end = endNow
     } else {
-      this.openActive(endNow)
+      this.openActive(endNow + report.gapBytes)
       this.needDirSync = true
     }
-    this.end = this.durable = endNow
+    // The recovered end, or the new segment's base past an offset gap.
+    this.end = this.durable = this.active.end
     this.lastTs = this.active.time.lastTs
     for (const s of this.segments) if (s.time.lastTs > this.lastTs) this.lastTs = s.time.lastTs
     // Mark dirty before anything is appended; the checkpoint records where a rescan starts.
@@ -976,6 +1095,8 @@ export class CommitLog {
 }
 
 function noCallback (): void {}
+
+const SEGMENT_END_FRAME = ((): Buffer => { const b = Buffer.alloc(SEGMENT_END_BYTES); writeSegmentEnd(b, 0); return b })()
 
 function fsyncDir (dir: string): void {
   const fd = openSync(dir, 'r')
@@ -993,4 +1114,5 @@ function validateOptions (opts: CommitLogOptions): void {
   if (!['always', 'interval', 'none'].includes(opts.flushPolicy)) bad('flushPolicy', 'must be always, interval or none')
   if (!(opts.retentionBytes >= 0)) bad('retentionBytes', 'must be >= 0')
   if (!(opts.retentionMs >= 0)) bad('retentionMs', 'must be >= 0')
+  if (opts.replicateAheadBytes !== undefined && (!Number.isSafeInteger(opts.replicateAheadBytes) || opts.replicateAheadBytes < 0)) bad('replicateAheadBytes', 'must be an integer >= 0')
 }

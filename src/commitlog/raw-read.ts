@@ -9,6 +9,9 @@
 // A read never crosses a segment: it stops at an end-of-segment marker (consumed: `nextOffset` is
 // past it, the marker's bytes are not in the range), so the frames of one read are contiguous in
 // the log: a frame's offset is the previous frame's offset plus its length.
+// Offset gaps (left by a dirty recovery with a replicate-ahead window; README "Offsets") lie only
+// after an end-of-segment marker: a read that consumes a marker continues at the next segment's
+// base, and a read that starts inside a gap returns 'ok' with no records and `nextOffset` past it.
 import { tributaryError } from '../errors/index.js'
 import { HEADER_BYTES, newProbe, probeFrame, type FrameProbe } from './format.js'
 
@@ -16,6 +19,8 @@ import { HEADER_BYTES, newProbe, probeFrame, type FrameProbe } from './format.js
 export interface RawLogSource {
   readonly startOffset: number
   readBytes (offset: number, into: Buffer, at: number, len: number, maxOffset: number): number
+  // The next segment's base when `offset` lies in an offset gap (or at a sealed segment's end).
+  skipGap (offset: number): number
 }
 
 export interface RawReadLimits {
@@ -64,7 +69,13 @@ export function readRaw (log: RawLogSource, offset: number, buf: Buffer, at: num
     out.firstOffset = out.nextOffset = log.startOffset
     return out
   }
-  if (got === 0) { out.status = 'end'; return out }
+  if (got === 0) {
+    // Nothing at `offset`: the end, or an offset gap, crossed by a read without records.
+    const next = log.skipGap(offset)
+    if (next > offset && next <= limits.maxOffset) { out.nextOffset = out.firstOffset = next; out.status = 'ok'; return out }
+    out.status = 'end'
+    return out
+  }
   const end = at + got
   let p = at
   while (out.records < limits.maxRecords) {
@@ -76,7 +87,7 @@ export function readRaw (log: RawLogSource, offset: number, buf: Buffer, at: num
     }
     if (probe.check === 'segment-end') {
       out.end = p
-      out.nextOffset = offset + (p - at) + probe.length
+      out.nextOffset = log.skipGap(offset + (p - at) + probe.length)
       out.status = 'ok'
       return out
     }

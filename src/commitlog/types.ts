@@ -15,9 +15,17 @@ export interface CommitLogOptions {
   retentionBytes: number
   // Segments whose newest record is older than this are deleted; 0 = keep forever.
   retentionMs: number
+  // Replicate-ahead window W (bytes): a replicator may read records that are written (in the page
+  // cache) but not yet durable, up to `durableOffset + W` (`replicableOffset`). A power loss can
+  // then cost the log records a replica already holds, so after a dirty shutdown recovery starts
+  // the next segment W bytes past the recovered end (an offset gap): no offset a replica may hold
+  // is ever reused. 0 (the default when omitted) = replicate durable records only, no gap.
+  replicateAheadBytes?: number
   log: Logger
   // Injected clock (ms since epoch) for tests of time index and retention.
   now?: () => number
+  // Injected fdatasync of segment files (tests of a slow disk); defaults to node:fs fdatasync.
+  fdatasync?: (fd: number, callback: (err: Error | null) => void) => void
 }
 
 export interface AppendInput {
@@ -78,6 +86,9 @@ export interface ReadLimits {
 
 export interface RecoveryReport {
   dirty: boolean
+  // Offsets skipped after a dirty shutdown (replicateAheadBytes > 0): the next segment starts at
+  // endOffset + gapBytes; no record lies in between. 0 when none was left.
+  gapBytes: number
   scannedFromOffset: number
   truncatedBytes: number
   recordsRecovered: number

@@ -1,8 +1,9 @@
-// The bridge ships only records that are durable at the edge: a crash truncates a non-durable
-// tail and its offsets get reused, while the cloud's dedupe key is the edge offset. This holds
-// however early the broker routes or acknowledges: the bridge reads up to `durableOffset` only.
-// Here the log's durable offset is held back by a wrapper: records past it must not reach the
-// cloud until it moves.
+// With a replicate-ahead window of 0 the bridge ships only records that are durable at the edge
+// (the log's replicableOffset is then its durableOffset): a crash truncates a non-durable tail and
+// its offsets get reused, while the cloud's dedupe key is the edge offset. This holds however
+// early the broker routes or acknowledges. Here the log's durable offset is held back by a
+// wrapper: records past it must not reach the cloud until it moves. (With a window > 0 see
+// bridge-replicate-ahead.test.ts.)
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { BridgeLog } from '../../edge/bridge/client.js'
@@ -19,10 +20,14 @@ function holdDurable (log: CommitLog): { view: BridgeLog, hold: (offset: number)
     get startOffset () { return log.startOffset },
     get endOffset () { return log.endOffset },
     get durableOffset () { return held ?? log.durableOffset },
+    get replicableOffset () { return held ?? log.replicableOffset },
     append: (input, cb) => log.append(input, cb),
     read: (offset, limits) => log.read(offset, limits),
     readBytes: (offset, into, at, len, maxOffset) => log.readBytes(offset, into, at, len, maxOffset),
+    skipGap: (offset) => log.skipGap(offset),
     waitForData: async (offset) => { await log.waitForData(offset) },
+    // Nothing becomes replicable while held: it resolves on release.
+    waitForReplicable: async (offset) => { await log.waitForReplicable(offset); if (held !== undefined) await new Promise<void>((resolve) => { waiters.push(resolve) }) },
     // A flush makes nothing durable while held: it resolves on release.
     flush: async () => { await log.flush(); if (held !== undefined) await new Promise<void>((resolve) => { waiters.push(resolve) }) },
     setReader: (name, offset) => { log.setReader(name, offset) },
@@ -39,7 +44,7 @@ test('records past the edge\'s durable offset are not replicated until they are 
   const cdir = await tempDir('durable-cloud')
   const edir = await tempDir('durable-edge')
   const cloud = await startTestCloud(cdir.path)
-  const log = await openEdgeLog(edir.path)
+  const log = await openEdgeLog(edir.path, { replicateAheadBytes: 0 })
   const { view, hold, release } = holdDurable(log)
   const put = (i: number): number => log.append({ topic: `devices/${i % 2}/t`, payload: Buffer.from(`m${i}`), qos: 1, retain: false, clientId: 'dev' }).nextOffset
   for (let i = 0; i < 10; i++) put(i)

@@ -211,7 +211,7 @@ test('reopen after a clean close: no recovery scan, offsets continue, appends wo
     await log.close()
     assert.throws(() => log.append(rec(0)), (err: unknown) => isTributaryError(err, 'TRIB_ERR_LOG_CLOSED'))
     const again = await CommitLog.open(options(tmp.path))
-    assert.deepEqual(again.recovery, { dirty: false, scannedFromOffset: end, truncatedBytes: 0, recordsRecovered: 0, endOffset: end })
+    assert.deepEqual(again.recovery, { dirty: false, scannedFromOffset: end, truncatedBytes: 0, recordsRecovered: 0, endOffset: end, gapBytes: 0 })
     const r = again.append(rec(300))
     assert.equal(r.offset, end)
     assert.equal(again.topicEnd(rec(300).topic), 61)
