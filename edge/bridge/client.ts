@@ -46,6 +46,8 @@ export interface BridgeLog {
   readBytes (offset: number, into: Buffer, at: number, len: number, maxOffset: number): number
   // Where a read continues past an offset gap (CommitLog.skipGap).
   skipGap (offset: number): number
+  // Bytes of offset gaps in [from, to) (CommitLog.gapBytesIn): lag figures leave them out.
+  gapBytesIn (from: number, to: number): number
   waitForData (offset: number): Promise<void>
   // Resolves once replicableOffset > offset.
   waitForReplicable (offset: number): Promise<void>
@@ -264,7 +266,7 @@ export class BridgeClient {
       this.failedInRound = 0
       delay = backoffMs(this.attempt++, this.s.backoffMinMs, this.s.backoffMaxMs)
     }
-    this.logger[wasReady ? 'warn' : 'info']({ reason: why, retryInMs: delay, lagBytes: this.log.endOffset - this.acked }, wasReady ? 'bridge link lost' : 'bridge connect failed')
+    this.logger[wasReady ? 'warn' : 'info']({ reason: why, retryInMs: delay, lagBytes: this.lagBytesFrom(this.acked) }, wasReady ? 'bridge link lost' : 'bridge connect failed')
     this.reconnectTimer = setTimeout(() => { this.reconnectTimer = undefined; this.connect() }, delay)
   }
 
@@ -304,7 +306,7 @@ export class BridgeClient {
           this.logger.warn({ committed, startOffset: this.log.startOffset, bytes: this.log.startOffset - committed }, 'records the cloud never received were deleted by retention (disk cap): dropped')
           this.readPos = this.log.startOffset
         }
-        this.logger.info({ url: this.s.cloudUrls[this.urlIndex % this.s.cloudUrls.length], committed, lagBytes: this.log.endOffset - committed }, 'bridge connected')
+        this.logger.info({ url: this.s.cloudUrls[this.urlIndex % this.s.cloudUrls.length], committed, lagBytes: this.lagBytesFrom(committed) }, 'bridge connected')
         this.pump()
         return
       }
@@ -532,10 +534,10 @@ export class BridgeClient {
 
   status (): BridgeStatus {
     const end = this.log.endOffset
-    const lagBytes = Math.max(0, end - this.acked)
+    const lagBytes = this.lagBytesFrom(this.acked)
     let inflightRecords = 0
     for (const f of this.inflight) inflightRecords += f.records
-    const unsent = Math.max(0, end - Math.max(this.readPos, this.acked))
+    const unsent = this.lagBytesFrom(Math.max(this.readPos, this.acked))
     let oldestAge = 0
     if (lagBytes > 0) {
       const b = this.log.read(Math.max(this.acked, this.log.startOffset), { maxRecords: 1 })
@@ -552,6 +554,12 @@ export class BridgeClient {
       oldestUnackedAgeMs: oldestAge,
       inflightBatches: this.inflight.length
     }
+  }
+
+  // Log bytes from `from` to the end, offset gaps (after a dirty restart of the edge) left out.
+  private lagBytesFrom (from: number): number {
+    const end = this.log.endOffset
+    return from >= end ? 0 : Math.max(0, end - from - this.log.gapBytesIn(from, end))
   }
 
   droppedRecords (): number {

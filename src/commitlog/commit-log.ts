@@ -661,6 +661,19 @@ export class CommitLog {
     return lo
   }
 
+  // Bytes of offset gaps inside [from, to): a lag measured in offsets subtracts them (a gap holds
+  // no record). Walks the segment list (not a hot path: metrics and logs).
+  gapBytesIn (from: number, to: number): number {
+    const segs = this.segments
+    let gaps = 0
+    for (let i = 1; i < segs.length; i++) {
+      const a = Math.max((segs[i - 1] as Segment).end, from)
+      const b = Math.min((segs[i] as Segment).base, to)
+      if (b > a) gaps += b - a
+    }
+    return gaps
+  }
+
   // Where a reader at `offset` continues: the next segment's base when `offset` lies at or past a
   // sealed segment's end (an offset gap left by a dirty recovery; without a gap the next base is
   // that end), else `offset` itself. No record lies in a gap.

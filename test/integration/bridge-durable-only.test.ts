@@ -25,6 +25,7 @@ function holdDurable (log: CommitLog): { view: BridgeLog, hold: (offset: number)
     read: (offset, limits) => log.read(offset, limits),
     readBytes: (offset, into, at, len, maxOffset) => log.readBytes(offset, into, at, len, maxOffset),
     skipGap: (offset) => log.skipGap(offset),
+    gapBytesIn: (from, to) => log.gapBytesIn(from, to),
     waitForData: async (offset) => { await log.waitForData(offset) },
     // Nothing becomes replicable while held: it resolves on release.
     waitForReplicable: async (offset) => { await log.waitForReplicable(offset); if (held !== undefined) await new Promise<void>((resolve) => { waiters.push(resolve) }) },

@@ -121,6 +121,10 @@ test('dirty recovery leaves a gap of W after the recovered end; reads by offset,
       assert.equal(r.nextOffset, (after[0] as Written).offset)
       assert.equal(log.skipGap(keep.nextOffset + 8 + 5), (after[0] as Written).offset)
       assert.equal(log.skipGap((after[0] as Written).offset), (after[0] as Written).offset)
+      // Lag in bytes leaves the gap out.
+      assert.equal(log.gapBytesIn(0, log.endOffset), W)
+      assert.equal(log.gapBytesIn(keep.nextOffset + 8 + 10, log.endOffset), W - 10)
+      assert.equal(log.gapBytesIn((after[0] as Written).offset, log.endOffset), 0)
       // Topic reads: t/1 holds records 1, 5, ... of both runs.
       const t1 = log.readTopic('t/1', 0, { maxRecords: 1000 })
       const odd = (_: Written, i: number): boolean => i % 4 === 1
