@@ -11,6 +11,8 @@ export default defineConfig({
   outDir: 'dist',
   clean: true,
   sourcemap: true,
-  splitting: false,
+  // Commands load lazily (src/cli.ts) in chunks of their own, so the CLI runs code before aedes
+  // and mqtt-packet load (src/mqtt/quiet-debug.ts) and `tributary sim` does not load the broker.
+  splitting: true,
   dts: false
 })

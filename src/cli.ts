@@ -3,6 +3,7 @@
 // places that touch process (argv, env, exit codes). Subcommands load lazily so `tributary sim`
 // does not pay for the broker's start-up and the reverse.
 import { isTributaryError } from './errors/index.js'
+import { quietMqttPacketDebug } from './mqtt/quiet-debug.js'
 
 const USAGE = `usage: tributary <command> [flags]
 
@@ -34,6 +35,8 @@ async function run (): Promise<number> {
     console.error(`tributary: unknown command "${command}"\n\n${USAGE}`)
     return 2
   }
+  // Before any command module (and with it mqtt-packet) loads: see quiet-debug.ts.
+  quietMqttPacketDebug()
   const main = await load()
   return (await main(rest, process.env)) ?? 0
 }

@@ -3,6 +3,7 @@
 // CONNECT and SUBSCRIBE are rare and go through mqtt-packet's generator (exact and tested);
 // PUBLISH/PUBACK/PINGREQ are written by hand into buffers the caller may preallocate.
 import mqttPacket from 'mqtt-packet'
+import { remainingLengthBytes, writeRemainingLength } from '../../src/protocol/mqtt-remaining-length.js'
 
 export const PUBLISH = 3
 export const CONNACK = 2
@@ -118,23 +119,10 @@ export class FrameReader {
   }
 }
 
-function lengthBytes (len: number): number {
-  return len < 128 ? 1 : len < 16_384 ? 2 : len < 2_097_152 ? 3 : 4
-}
-
-function writeLength (buf: Buffer, at: number, len: number): number {
-  do {
-    let b = len % 128
-    len = Math.floor(len / 128)
-    if (len > 0) b |= 0x80
-    buf[at++] = b
-  } while (len > 0)
-  return at
-}
 
 export function publishSize (topicBytes: number, payloadBytes: number, qos: number): number {
   const remaining = 2 + topicBytes + (qos > 0 ? 2 : 0) + payloadBytes
-  return 1 + lengthBytes(remaining) + remaining
+  return 1 + remainingLengthBytes(remaining) + remaining
 }
 
 // Writes a PUBLISH header (fixed header, topic, packet id) into buf at `at`; returns the offset
@@ -142,7 +130,7 @@ export function publishSize (topicBytes: number, payloadBytes: number, qos: numb
 export function writePublishHeader (buf: Buffer, at: number, topic: Buffer, payloadBytes: number, qos: number, packetId: number, dup: boolean): number {
   const remaining = 2 + topic.length + (qos > 0 ? 2 : 0) + payloadBytes
   buf[at++] = 0x30 | (dup ? 0x08 : 0) | (qos << 1)
-  at = writeLength(buf, at, remaining)
+  at = writeRemainingLength(buf, at, remaining)
   buf.writeUInt16BE(topic.length, at)
   at += 2
   topic.copy(buf, at)

@@ -14,6 +14,7 @@
 // Installed once per process, on the mqtt-packet module object aedes resolves (like the parser
 // patch in limits.ts); no closure or allocation per connection or per packet.
 import { createRequire } from 'node:module'
+import { encodeHotPacket } from './fast-encode.js'
 
 interface BatchedStream {
   cork: () => void
@@ -58,6 +59,11 @@ export function installCorkedWrites (): void {
       stream._tribCorked = true
       corked.push(stream)
       if (!flushScheduled) { flushScheduled = true; setImmediate(uncorkAll) }
+    }
+    if (stream._tribBatch === true) {
+      // PUBLISH and the acks as one buffer, one write (fast-encode.ts); the rest as before.
+      const buf = encodeHotPacket(packet, (opts as { protocolVersion?: number } | undefined)?.protocolVersion)
+      if (buf !== undefined) return (stream as unknown as { write: (b: Buffer) => boolean }).write(buf)
     }
     return original(packet, stream, opts)
   }

@@ -2,6 +2,7 @@
 // connections across all listeners, topic length. Each is configured (src/config/edge.ts) and each
 // violation is logged with a stable code (src/errors/README.md).
 import { createRequire } from 'node:module'
+import { withFastReads } from './fast-buffer-list.js'
 import { tributaryError, type TributaryError } from '../errors/index.js'
 
 // ---- Maximum packet size -------------------------------------------------------------------
@@ -37,7 +38,8 @@ export function patchParserPrototype (): void {
   // aedes imports mqtt-packet's parser; resolve the same module files it does.
   const require = createRequire(import.meta.url)
   const Parser = require('mqtt-packet/parser.js') as { prototype: MqttParserInternals }
-  const List = (createRequire(require.resolve('mqtt-packet'))('bl') as { BufferList: new () => unknown }).BufferList
+  // bl's BufferList with allocation-free number and string reads (fast-buffer-list.ts).
+  const List = withFastReads((createRequire(require.resolve('mqtt-packet'))('bl') as { BufferList: new () => object }).BufferList)
   PlainBufferList = List
   const Packet = require('mqtt-packet/packet.js') as new () => { cmd: string, length: number }
   // The parser's initial state (and its state after an error) with a plain BufferList instead of
