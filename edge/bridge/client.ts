@@ -8,11 +8,13 @@
 // device-to-cloud path. A power loss can cost the edge records the cloud already holds (never
 // acked to their publishers); the commitlog then leaves an offset gap of the window's size after
 // the recovered end, so new records never reuse an offset the cloud's dedupe key has seen. With a
-// window of 0 only durable records are sent. Keep those matching `forward`, send them as a LOG_BATCH covering [readPos, nextOffset) (the
-// log's bytes as they are: src/commitlog/raw-read.ts, src/protocol/bridge-frames.ts), up to
-// `windowBatches` unacked. The cloud ACKs the edge offset up to which it holds everything durably;
-// that is the checkpoint: registered as the log reader 'bridge' (retention keeps the backlog unless
-// the disk cap forces drop-oldest, which the commitlog counts and logs) and saved in the MetaStore.
+// window of 0 only durable records are sent. Keep those matching `forward`, send them as a
+// LOG_BATCH covering [readPos, nextOffset) (the log's bytes as they are:
+// src/commitlog/raw-read.ts, src/protocol/bridge-frames.ts), up to `windowBatches` full-size
+// batches' worth of bytes unacked (SMALL_BATCHES_PER_SLOT small ones per slot). The cloud ACKs
+// the edge offset up to which it holds everything durably; that is the checkpoint: registered as
+// the log reader 'bridge' (retention keeps the backlog unless the disk cap forces drop-oldest,
+// which the commitlog counts and logs) and saved in the MetaStore.
 // On every (re)connect WELCOME says where the cloud is and the edge resumes exactly there;
 // unacked batches are simply sent again (the cloud skips what it has).
 // Batching by time: there is no linger; a batch leaves as soon as the window has room, so under
@@ -104,7 +106,14 @@ const MAX_SPARE_FRAMES = 4
 // first frame's size.
 const MIN_READ_BYTES = 64
 
-interface Inflight { toOffset: number, records: number, bytes: number, oldestTs: number }
+interface Inflight { toOffset: number, records: number, bytes: number, oldestTs: number, frameBytes: number }
+
+// The window of unacked batches counts full-size batches: `windowBatches` x batchMaxBytes of
+// frames (what bounds the memory a blocked link can queue), and at most this many batches per
+// slot. On a live link batches are small (a few records, one per log write, ~1,000/s at 5,000
+// msgs/s): counted one slot each, 32 of them filled within ~30 ms of a cloud fsync stall (30-300
+// ms on this VM's disk) and the stall was back on the device-to-cloud path.
+const SMALL_BATCHES_PER_SLOT = 32
 // What shapeBatch made of a raw read (one reused object).
 interface Shaped { count: number, runs: number, end: number, payloadBytes: number, oldestTs: number }
 
@@ -145,6 +154,7 @@ export class BridgeClient {
   private acked = 0
   private readPos = 0
   private readonly inflight: Inflight[] = []
+  private inflightFrameBytes = 0
   private pumping = false
   private waiting = false
   private lastHeard = 0
@@ -253,6 +263,7 @@ export class BridgeClient {
     this.ws = undefined
     if (ws !== undefined) { ws.removeAllListeners('message'); ws.on('error', () => {}); ws.terminate() }
     this.inflight.length = 0
+    this.inflightFrameBytes = 0
     this.pumping = false
     this.counters.disconnects++
     // A failed attempt (refused, timed out, refused handshake) fails over to the next URL at
@@ -339,7 +350,7 @@ export class BridgeClient {
   private onAck (committed: number): void {
     const inflight = this.inflight
     let popped = 0
-    while (popped < inflight.length && inflight[popped].toOffset <= committed) popped++
+    while (popped < inflight.length && inflight[popped].toOffset <= committed) this.inflightFrameBytes -= inflight[popped++].frameBytes
     if (popped > 0) inflight.splice(0, popped)
     this.counters.acks++
     if (committed > this.acked) this.setAcked(committed)
@@ -359,7 +370,9 @@ export class BridgeClient {
   private pumpLoop (): void {
     const gen = this.gen
     const ws = this.ws!
-    while (this.inflight.length < this.s.windowBatches && this.state === 'ready') {
+    const maxBatches = this.s.windowBatches * SMALL_BATCHES_PER_SLOT
+    const maxBytes = this.s.windowBatches * this.s.batchMaxBytes
+    while (this.inflight.length < maxBatches && this.inflightFrameBytes < maxBytes && this.state === 'ready') {
       const delay = this.rate.delayMs()
       if (delay > 0) {
         if (this.rateTimer === undefined) this.rateTimer = setTimeout(() => { this.rateTimer = undefined; if (gen === this.gen) this.pump() }, delay)
@@ -409,7 +422,8 @@ export class BridgeClient {
       }
       if (r.records > 0) this.avgRecordBytes = this.avgRecordBytes * 0.9 + ((to - from) / r.records) * 0.1
       const n = shaped.count
-      this.inflight.push({ toOffset: to, records: n, bytes: shaped.payloadBytes, oldestTs: shaped.oldestTs })
+      this.inflight.push({ toOffset: to, records: n, bytes: shaped.payloadBytes, oldestTs: shaped.oldestTs, frameBytes: frame.length })
+      this.inflightFrameBytes += frame.length
       this.rate.consume(n, shaped.payloadBytes)
       this.counters.batchesSent++
       this.counters.recordsSent += n

@@ -58,7 +58,7 @@ export const edgeSchema = {
     // Bounds the records array per frame (the cloud refuses more than 65536).
     batchMaxRecords: { kind: 'int', min: 1, max: 65_536, default: 16_384, flag: 'bridge-batch-records', doc: 'Most records in one batch' },
     // Unacked batches in flight: window x batch bytes is what a reconnect may resend.
-    windowBatches: { kind: 'int', min: 1, max: 256, default: 32, flag: 'bridge-window', doc: 'Batches sent and not yet acknowledged by the cloud' },
+    windowBatches: { kind: 'int', min: 1, max: 256, default: 32, flag: 'bridge-window', doc: 'Unacknowledged window: this many full-size batches (bridge-batch-bytes) worth of bytes, and at most 32 times this many batches' },
     rateMsgsPerSec: { kind: 'int', min: 0, default: 0, flag: 'bridge-rate-msgs', doc: 'Cap on replicated messages per second (0 = none)' },
     rateBytesPerSec: { kind: 'bytes', min: 0, default: 0, flag: 'bridge-rate-bytes', doc: 'Cap on replicated payload bytes per second (0 = none)' },
     heartbeatMs: { kind: 'duration', min: 100, max: 600_000, default: 5_000, flag: 'bridge-heartbeat', doc: 'Interval of bridge PINGs' },
