@@ -62,6 +62,7 @@ export interface BridgeSettings {
   cloudUrls: readonly string[]
   edgeId: string
   cloudToken: string | undefined
+  caFile?: string
   forward: readonly string[]
   batchMaxBytes: number
   batchMaxRecords: number
@@ -90,6 +91,9 @@ export interface BridgeDeps {
   logger: Logger
   // Publishes a downlink to local subscribers once it is in the log (the broker's aedes.publish).
   publishLocal: (msg: LocalPublish, appended: AppendResult, done: () => void) => void
+  // Certificates a wss:// cloud may present a chain to (system CAs plus settings.caFile's);
+  // undefined = Node's defaults.
+  trustedCas?: string[]
   now?: () => number
 }
 
@@ -169,6 +173,7 @@ export class BridgeClient {
   private readonly log: BridgeLog
   private readonly logger: Logger
   private readonly s: BridgeSettings
+  private readonly trustedCas: string[] | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
@@ -188,6 +193,7 @@ export class BridgeClient {
 
   constructor (private readonly deps: BridgeDeps) {
     this.s = deps.settings
+    this.trustedCas = deps.trustedCas
     this.log = deps.log
     this.logger = deps.logger
     this.now = deps.now ?? Date.now
@@ -223,7 +229,7 @@ export class BridgeClient {
     // A zero masking key: masking protects browsers' proxies from cache poisoning (RFC 6455
     // §10.3), which does not apply to this client; with a zero key ws skips the XOR of every
     // byte on both ends (it cost ~10% of the CPU of a backlog drain).
-    const ws = new WebSocket(url, { maxPayload: DEFAULT_FRAME_LIMITS.maxFrameBytes, perMessageDeflate: false, handshakeTimeout: this.s.connectTimeoutMs, generateMask: zeroMask })
+    const ws = new WebSocket(url, { maxPayload: DEFAULT_FRAME_LIMITS.maxFrameBytes, perMessageDeflate: false, handshakeTimeout: this.s.connectTimeoutMs, generateMask: zeroMask, ca: this.trustedCas })
     this.ws = ws
     ws.binaryType = 'nodebuffer'
     this.connectTimer = setTimeout(() => {

@@ -2,6 +2,8 @@
 //   const bridge = await startBridge({ log, meta, settings: config.bridge, broker, logger, registry })
 //   ...; await bridge.close()
 // Registers lag and drop metrics in the edge's prom-client registry when one is given.
+import { readFileSync } from 'node:fs'
+import { rootCertificates } from 'node:tls'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Logger } from '../../src/log/index.js'
 import type { MetaStore } from '../../src/meta/types.js'
@@ -42,16 +44,32 @@ export function validateBridgeSettings (s: BridgeSettings): void {
     if (!isValidTopicFilter(f)) throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "bridge.forward": "${f}" is not a valid MQTT topic filter`, { field: 'bridge.forward' })
   }
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(s.edgeId)) throw tributaryError('TRIB_ERR_CONFIG_INVALID', 'config field "bridge.edgeId": letters, digits, _ or -, at most 64', { field: 'bridge.edgeId' })
+  trustedCas(s.caFile) // throws when the file is unreadable or holds no certificate
+}
+
+// The CAs a wss:// cloud is checked against: the system's plus the configured file's (a `ca`
+// option replaces Node's list, so the system CAs are named too). Unreadable file: a config error.
+function trustedCas (caFile: string | undefined): string[] | undefined {
+  if (caFile === undefined) return undefined
+  let pem: string
+  try {
+    pem = readFileSync(caFile, 'utf8')
+  } catch (err) {
+    throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "bridge.caFile": cannot read "${caFile}": ${(err as Error).message}`, { field: 'bridge.caFile' })
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "bridge.caFile": "${caFile}" holds no PEM certificate`, { field: 'bridge.caFile' })
+  return [...rootCertificates, pem]
 }
 
 export async function startBridge (opts: StartBridgeOptions): Promise<RunningBridge> {
   validateBridgeSettings(opts.settings)
+  const cas = trustedCas(opts.settings.caFile)
   const publishLocal = (msg: LocalPublish, appended: AppendResult, done: () => void): void => {
     // Log-backed like a device's publish: offline queues of persistent sessions hold a cursor.
     rememberLogPosition(msg.payload, appended)
     opts.broker.aedes.publish({ cmd: 'publish', topic: msg.topic, payload: msg.payload, qos: msg.qos, retain: msg.retain, dup: false }, () => { done() })
   }
-  const client = new BridgeClient({ log: opts.log, meta: opts.meta, settings: opts.settings, logger: opts.logger.child({ component: 'bridge' }), publishLocal })
+  const client = new BridgeClient({ log: opts.log, meta: opts.meta, settings: opts.settings, logger: opts.logger.child({ component: 'bridge' }), publishLocal, trustedCas: cas })
   if (opts.registry !== undefined) registerBridgeMetrics(opts.registry, client)
   await client.start()
   return { client, status: () => client.status(), close: async () => { await client.close() } }

@@ -51,6 +51,7 @@ export const edgeSchema = {
     cloudUrls: { kind: 'list', default: [], flag: 'cloud-url', doc: 'Cloud bridge URL(s), ws:// or wss://, repeatable for fail-over (none = no bridge)' },
     edgeId: { kind: 'string', default: 'edge-1', flag: 'edge-id', doc: 'This edge\'s id at the cloud' },
     cloudToken: { kind: 'optionalString', default: undefined, flag: 'cloud-token', doc: 'Token this edge authenticates with' },
+    caFile: { kind: 'optionalString', default: undefined, flag: 'cloud-ca', doc: 'PEM file of CA certificate(s) trusted for wss:// cloud URLs, besides the system CAs (e.g. a fleet\'s private CA)' },
     forward: { kind: 'list', default: ['#'], flag: 'forward', doc: 'Local topic filters replicated to the cloud, repeatable' },
     // 1 MiB: big enough to amortise a round trip over ~8k small messages, small enough that a
     // batch is cheap to resend after a reconnect and fits the cloud's frame limit (16 MiB).
