@@ -120,7 +120,9 @@ export async function startCloudNode (opts: CloudNodeOptions): Promise<CloudNode
     cleanups.push(async () => { await sessions$.close() })
     const broker = await createBroker({ log: appender, persistence: sessions$.persistence, config: config.limits, logger: logger.child({ component: 'mqtt' }) })
     cleanups.push(async () => { await broker.close() })
-    const mqttServer = createNetServer((socket) => { broker.handle(socket) })
+    // TCP_NODELAY, as at the edge (edge/listeners.ts): with Nagle on, a delivery written while an
+    // earlier segment is unacknowledged waits for the subscriber's delayed ACK (40 ms on Linux).
+    const mqttServer = createNetServer({ noDelay: true }, (socket) => { broker.handle(socket) })
     const mqttPort = await listen('MQTT', mqttServer, config.mqtt.port, config.mqtt.host)
     cleanups.push(async () => { await new Promise<void>((resolve) => { mqttServer.close(() => { resolve() }) }) })
 

@@ -156,8 +156,18 @@ async function mosquittoDrain (bin: string): Promise<{ seconds: number, received
 // records (receive - send). Payload: 8-byte float timestamp + padding to 100 B.
 export interface LatencyResult { p50: number, p99: number, max: number, received: number, sent: number, edge?: { p50: number, p99: number, max: number } }
 
+// mqtt.js leaves Nagle on (no setNoDelay): a small PUBLISH or PUBACK then waits for the peer's
+// delayed ACK (40 ms on Linux) whenever the previous segment is unacknowledged, e.g. while the
+// edge holds a PUBACK for its fsync. That is the kernel's latency, not the brokers': off, as the
+// simulator and the brokers do (edge, cloud and the tuned mosquitto set TCP_NODELAY).
+function noDelay (client: MqttClient): MqttClient {
+  const s = client.stream as { setNoDelay?: (on: boolean) => unknown }
+  s.setNoDelay?.(true)
+  return client
+}
+
 async function histogramSubscriber (url: string, topic: string, clientId: string): Promise<{ h: hdr.Histogram, count: () => number, end: () => Promise<void> }> {
-  const sub = await connectAsync(url, { clientId, protocolVersion: 4 })
+  const sub = noDelay(await connectAsync(url, { clientId, protocolVersion: 4 }))
   const h = hdr.build({ numberOfSignificantValueDigits: 3 })
   let received = 0
   sub.on('message', (_t, payload) => {
@@ -177,7 +187,7 @@ async function histogramSubscriber (url: string, topic: string, clientId: string
 export async function latency (pubUrl: string, subUrl: string, subTopic: string, edgeSub?: { url: string, topic: string }): Promise<LatencyResult> {
   const sub = await histogramSubscriber(subUrl, subTopic, `bench-lat-sub-${process.pid}`)
   const esub = edgeSub === undefined ? undefined : await histogramSubscriber(edgeSub.url, edgeSub.topic, `bench-lat-esub-${process.pid}`)
-  const pub = await connectAsync(pubUrl, { clientId: `bench-lat-pub-${process.pid}`, protocolVersion: 4 })
+  const pub = noDelay(await connectAsync(pubUrl, { clientId: `bench-lat-pub-${process.pid}`, protocolVersion: 4 }))
   const warmup = Math.round(RATE * WARMUP_SECONDS)
   const total = warmup + RATE * SECONDS
   // Payloads from a preallocated ring (a Node generator's own GC pauses floor the p99 it can

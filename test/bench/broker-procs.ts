@@ -1,23 +1,22 @@
 // Brokers and the load generator as pinned processes for the broker benchmarks: broker on
 // core 0, generator on core 1 (`taskset`), so neither steals the other's CPU.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { copyFileSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs'
+import { cpSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { mosquittoPath, startMosquitto } from '../helpers/mosquitto.js'
 import { tempDir } from '../helpers/net.js'
 
-// The bench runs its own copy of dist/cli.js: other people rebuild dist/ (tsup cleans it first)
-// while a 10-minute bench runs, and a sim or broker started in that moment would not find it.
-// The copy lives in the repository's .tmp/ (git-ignored) so that node_modules still resolve.
+// The bench runs its own copy of dist/ (cli.js and the chunks it loads): other people rebuild
+// dist/ (tsup cleans it first) while a 10-minute bench runs, and a sim or broker started in that
+// moment would not find it. The copy lives in the repository's .tmp/ (git-ignored) so that
+// node_modules still resolve.
 let cliCopy: string | undefined
 export function benchCli (): string {
   if (cliCopy === undefined) {
-    const dir = join(root, '.tmp')
-    mkdirSync(dir, { recursive: true })
-    const path = join(dir, `bench-cli-${process.pid}.js`)
-    copyFileSync(join(root, 'dist/cli.js'), path)
-    process.once('exit', () => { try { unlinkSync(path) } catch {} })
-    cliCopy = path
+    const dir = join(root, '.tmp', `bench-dist-${process.pid}`)
+    cpSync(join(root, 'dist'), dir, { recursive: true })
+    process.once('exit', () => { try { rmSync(dir, { recursive: true, force: true }) } catch {} })
+    cliCopy = join(dir, 'cli.js')
   }
   return cliCopy
 }
