@@ -46,6 +46,9 @@ export interface CloudLog {
   append (input: AppendInput, onDurable: DurableCallback): AppendResult
   read (offset: number, limits?: ReadLimits): ReadBatch | Promise<ReadBatch>
   waitForData (offset: number): Promise<void>
+  // What is in the file (not only appended): reads stop there, so no read writes synchronously.
+  readonly writtenOffset: number
+  waitForWritten (offset: number): Promise<void>
   offsetForTime (timestampMs: number): number | Promise<number>
   stats (): { startOffset: number, endOffset: number, durableOffset: number, bytesOnDisk: number, appendedRecords: number }
   close (): Promise<void>
@@ -552,7 +555,9 @@ export class EmbeddedCloudStore implements CloudStore {
   // edge and topic; `scanLimit` bounds the messages examined (a filtered read skips most).
   private async readChunks (fromSeq: number, maxRecords: number, scanLimit: number, edgeId?: string, topic?: string, keep?: DispatchFilter, quiet?: (edgeId: string) => boolean): Promise<StoreReadBatch & { scanned: number }> {
     const records: StoredRecord[] = []
-    const endOffset = this.log.stats().endOffset
+    // Up to what the log has written, not appended: reading further would make the log write its
+    // buffers out on this thread (see CommitLog.waitForWritten).
+    const endOffset = this.log.writtenOffset
     if (fromSeq >= endOffset) return { status: 'end', records, nextSeq: fromSeq, scanned: 0 }
     let offset = fromSeq < this.log.stats().startOffset ? fromSeq : await this.chunkStart(fromSeq)
     // offset > fromSeq: fromSeq is the end of a segment's last chunk, offset the next chunk.
@@ -570,7 +575,7 @@ export class EmbeddedCloudStore implements CloudStore {
           if (scanned >= scanLimit) break
         }
       }
-      const b = await this.log.read(offset, { maxRecords: 4 })
+      const b = await this.log.read(offset, { maxRecords: 4, maxOffset: endOffset })
       if (b.status === 'end') return { status: records.length === 0 ? 'end' : 'ok', records, nextSeq: offset + index, scanned }
       if (b.status === 'truncated') {
         if (records.length > 0) break // the gap is reported by the next call
@@ -676,7 +681,7 @@ export class EmbeddedCloudStore implements CloudStore {
   }
 
   async waitForData (seq: number): Promise<void> {
-    await this.log.waitForData(seq)
+    await this.log.waitForWritten(seq)
   }
 
   async seqForTime (timeMs: number): Promise<number> {

@@ -89,6 +89,7 @@ export class CommitLog {
   private cbLen = 0
   private flushWaiters: Waiter[] = []
   private dataWaiters: Waiter[] = []
+  private writtenWaiters: Waiter[] = []
   // Replicators waiting for replicableOffset to pass an offset (checked as writes and fsyncs end).
   private replicaWaiters: Waiter[] = []
   // Replicate-ahead window (CommitLogOptions.replicateAheadBytes).
@@ -308,6 +309,7 @@ export class CommitLog {
     this.updateActiveEnd()
     if (this.opts.flushPolicy === 'none') this.fireCallbacks(this.writer.written)
     if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
+    if (this.writtenWaiters.length > 0) this.wakeWrittenWaiters()
     this.maybeSync()
   }
 
@@ -348,6 +350,7 @@ export class CommitLog {
     this.writer.flushSoon()
     if (this.dataWaiters.length > 0) this.wakeDataWaiters()
     if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
+    if (this.writtenWaiters.length > 0) this.wakeWrittenWaiters()
     if (this.retentionDue) { this.retentionDue = false; this.enforceRetentionLogged() }
     this.maybeSync()
   }
@@ -501,6 +504,26 @@ export class CommitLog {
     if (this.end > offset) return
     if (this.state !== 'open') throw this.notOpenError()
     await new Promise<void>((resolve, reject) => { this.dataWaiters.push({ offset, resolve, reject }) })
+  }
+
+  // Resolves once writtenOffset > offset (checked as writes complete and once per loop turn with
+  // appends). For readers on the event-loop thread that should not read past what is written:
+  // read() there first writes the buffers out synchronously (drainWrites), and a write(2) that
+  // extends the file can wait for the filesystem's journal while another file is fsynced.
+  async waitForWritten (offset: number): Promise<void> {
+    if (this.writer.written > offset) return
+    if (this.state !== 'open') throw this.notOpenError()
+    await new Promise<void>((resolve, reject) => { this.writtenWaiters.push({ offset, resolve, reject }) })
+  }
+
+  private wakeWrittenWaiters (): void {
+    const written = this.writer.written
+    const keep: Waiter[] = []
+    for (const w of this.writtenWaiters) {
+      if (written > w.offset) w.resolve()
+      else keep.push(w)
+    }
+    this.writtenWaiters = keep
   }
 
   // Resolves once replicableOffset > offset (checked as writes and fsyncs complete, and once per
@@ -934,6 +957,8 @@ export class CommitLog {
       const closedErr = tributaryError('TRIB_ERR_LOG_CLOSED', 'commitlog closed')
       for (const w of this.dataWaiters) w.reject(closedErr)
       this.dataWaiters = []
+      for (const w of this.writtenWaiters) w.reject(closedErr)
+      this.writtenWaiters = []
       for (const w of this.replicaWaiters) w.reject(closedErr)
       this.replicaWaiters = []
       this.topics.close()
