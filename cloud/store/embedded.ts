@@ -45,7 +45,6 @@ import type {
 export interface CloudLog {
   append (input: AppendInput, onDurable: DurableCallback): AppendResult
   read (offset: number, limits?: ReadLimits): ReadBatch | Promise<ReadBatch>
-  waitForData (offset: number): Promise<void>
   // What is in the file (not only appended): reads stop there, so no read writes synchronously.
   readonly writtenOffset: number
   waitForWritten (offset: number): Promise<void>

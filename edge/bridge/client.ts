@@ -38,7 +38,6 @@ import { RateCap, backoffMs } from './pacing.js'
 export interface BridgeLog {
   readonly startOffset: number
   readonly endOffset: number
-  readonly durableOffset: number
   // Up to where records may be sent (CommitLog.replicableOffset: written, at most the
   // replicate-ahead window past durableOffset).
   readonly replicableOffset: number
@@ -50,10 +49,8 @@ export interface BridgeLog {
   skipGap (offset: number): number
   // Bytes of offset gaps in [from, to) (CommitLog.gapBytesIn): lag figures leave them out.
   gapBytesIn (from: number, to: number): number
-  waitForData (offset: number): Promise<void>
   // Resolves once replicableOffset > offset.
   waitForReplicable (offset: number): Promise<void>
-  flush (): Promise<void>
   setReader (name: string, offset: number): void
   stats (): { droppedRecords: number }
 }
@@ -376,9 +373,9 @@ export class BridgeClient {
   private pumpLoop (): void {
     const gen = this.gen
     const ws = this.ws!
-    const maxBatches = this.s.windowBatches * SMALL_BATCHES_PER_SLOT
-    const maxBytes = this.s.windowBatches * this.s.batchMaxBytes
-    while (this.inflight.length < maxBatches && this.inflightFrameBytes < maxBytes && this.state === 'ready') {
+    const windowMaxBatches = this.s.windowBatches * SMALL_BATCHES_PER_SLOT
+    const windowMaxBytes = this.s.windowBatches * this.s.batchMaxBytes
+    while (this.inflight.length < windowMaxBatches && this.inflightFrameBytes < windowMaxBytes && this.state === 'ready') {
       const delay = this.rate.delayMs()
       if (delay > 0) {
         if (this.rateTimer === undefined) this.rateTimer = setTimeout(() => { this.rateTimer = undefined; if (gen === this.gen) this.pump() }, delay)
@@ -553,7 +550,6 @@ export class BridgeClient {
   get ackedOffset (): number { return this.acked }
 
   status (): BridgeStatus {
-    const end = this.log.endOffset
     const lagBytes = this.lagBytesFrom(this.acked)
     let inflightRecords = 0
     for (const f of this.inflight) inflightRecords += f.records
@@ -579,7 +575,7 @@ export class BridgeClient {
   // Log bytes from `from` to the end, offset gaps (after a dirty restart of the edge) left out.
   private lagBytesFrom (from: number): number {
     const end = this.log.endOffset
-    return from >= end ? 0 : Math.max(0, end - from - this.log.gapBytesIn(from, end))
+    return Math.max(0, end - from - this.log.gapBytesIn(from, end))
   }
 
   droppedRecords (): number {

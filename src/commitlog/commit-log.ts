@@ -517,13 +517,7 @@ export class CommitLog {
   }
 
   private wakeWrittenWaiters (): void {
-    const written = this.writer.written
-    const keep: Waiter[] = []
-    for (const w of this.writtenWaiters) {
-      if (written > w.offset) w.resolve()
-      else keep.push(w)
-    }
-    this.writtenWaiters = keep
+    this.writtenWaiters = resolvePassed(this.writtenWaiters, this.writer.written)
   }
 
   // Resolves once replicableOffset > offset (checked as writes and fsyncs complete, and once per
@@ -538,14 +532,8 @@ export class CommitLog {
   }
 
   private wakeReplicaWaiters (): void {
-    const replicable = this.replicableOffset
-    const keep: Waiter[] = []
-    for (const w of this.replicaWaiters) {
-      if (replicable > w.offset) w.resolve()
-      else keep.push(w)
-    }
-    this.replicaWaiters = keep
-    if (keep.length > 0) this.nudgeReplicaWaiters()
+    this.replicaWaiters = resolvePassed(this.replicaWaiters, this.replicableOffset)
+    if (this.replicaWaiters.length > 0) this.nudgeReplicaWaiters()
   }
 
   // When the window, not the writes, holds a waiting replicator back (more appended than the
@@ -563,12 +551,7 @@ export class CommitLog {
   }
 
   private wakeDataWaiters (): void {
-    const keep: Waiter[] = []
-    for (const w of this.dataWaiters) {
-      if (this.end > w.offset) w.resolve()
-      else keep.push(w)
-    }
-    this.dataWaiters = keep
+    this.dataWaiters = resolvePassed(this.dataWaiters, this.end)
   }
 
   // ---------------------------------------------------------------- reads
@@ -1133,6 +1116,17 @@ export class CommitLog {
 }
 
 function noCallback (): void {}
+
+// Resolves the waiters whose offset lies below `end` (the position waited for has been passed);
+// returns those still waiting.
+function resolvePassed (waiters: Waiter[], end: number): Waiter[] {
+  const keep: Waiter[] = []
+  for (const w of waiters) {
+    if (end > w.offset) w.resolve()
+    else keep.push(w)
+  }
+  return keep
+}
 
 const SEGMENT_END_FRAME = ((): Buffer => { const b = Buffer.alloc(SEGMENT_END_BYTES); writeSegmentEnd(b, 0); return b })()
 

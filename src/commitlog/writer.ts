@@ -105,8 +105,8 @@ export class SegmentWriter {
   // in flight, its completion picks the fill buffer up (bigger writes under load).
   // A turn's small write (light load) goes to the file on this thread instead: handing it to the
   // pool cost more of this thread's time than the write(2) itself (CPU profile of the QoS 1
-  // latency cell, broker on one core: ~12 us per write in fs.write's dispatch, the pool thread's
-  // wake-up and the completion, about a quarter of the broker's busy time), and light load is
+  // latency cell, broker on one core: fs.write's dispatch, the pool thread's wake-up on the same
+  // core and the completion were about a quarter of the broker's busy time), and light load is
   // where that per-message cost shows as latency. Under load the fill buffer grows past the limit
   // while a write is in flight, and writes go to the pool as before.
   flushSoon (): void {

@@ -19,18 +19,14 @@ function holdDurable (log: CommitLog): { view: BridgeLog, hold: (offset: number)
   const view: BridgeLog = {
     get startOffset () { return log.startOffset },
     get endOffset () { return log.endOffset },
-    get durableOffset () { return held ?? log.durableOffset },
     get replicableOffset () { return held ?? log.replicableOffset },
     append: (input, cb) => log.append(input, cb),
     read: (offset, limits) => log.read(offset, limits),
     readBytes: (offset, into, at, len, maxOffset) => log.readBytes(offset, into, at, len, maxOffset),
     skipGap: (offset) => log.skipGap(offset),
     gapBytesIn: (from, to) => log.gapBytesIn(from, to),
-    waitForData: async (offset) => { await log.waitForData(offset) },
     // Nothing becomes replicable while held: it resolves on release.
     waitForReplicable: async (offset) => { await log.waitForReplicable(offset); if (held !== undefined) await new Promise<void>((resolve) => { waiters.push(resolve) }) },
-    // A flush makes nothing durable while held: it resolves on release.
-    flush: async () => { await log.flush(); if (held !== undefined) await new Promise<void>((resolve) => { waiters.push(resolve) }) },
     setReader: (name, offset) => { log.setReader(name, offset) },
     stats: () => log.stats()
   }

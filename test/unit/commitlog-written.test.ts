@@ -1,4 +1,4 @@
-// CommitLog.waitForWritten: resolves once the pool's write of an appended record completed
+// CommitLog.waitForWritten: resolves once an appended record has been written to the file
 // (without anyone reading past the written end, which would write synchronously), and rejects
 // for waiters still pending when the log closes. The embedded cloud store's readers use it.
 import { test } from 'node:test'
@@ -12,12 +12,12 @@ function options (dir: string): CommitLogOptions {
   return { dir, segmentBytes: 1 << 20, flushPolicy: 'interval', flushIntervalMs: 2, maxRecordBytes: 1024, retentionBytes: 0, retentionMs: 0, replicateAheadBytes: 0, log: silentLogger() }
 }
 
-test('waitForWritten resolves after the pool write, without a synchronous drain', async () => {
+test('waitForWritten resolves after the turn\'s write, not synchronously at append', async () => {
   const dir = await tempDir('commitlog-written')
   const log = await CommitLog.open(options(join(dir.path, 'log')))
   try {
     const r = log.append({ topic: 't', payload: Buffer.from('x'), qos: 1, retain: false, clientId: 'c' })
-    // Appended, not yet written: the write runs on the libuv pool after this turn.
+    // Appended, not yet written: the write happens once this turn is over (flushSoon).
     assert.ok(log.writtenOffset <= r.offset, 'not written synchronously by append')
     await log.waitForWritten(r.offset)
     assert.ok(log.writtenOffset >= r.nextOffset)
