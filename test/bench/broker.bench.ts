@@ -34,9 +34,12 @@ const IDLE_WARMUP_CONNECTIONS = 100
 
 // Each measurement gets a fresh broker, so a backlog left by one (QoS 0 overload queues in
 // the broker) cannot slow the next. A failed measurement is noted and the bench goes on.
-async function measureBroker (name: BrokerName, log: (s: string) => void): Promise<BrokerResult> {
-  const m: Measures = {}
-  const notes: string[] = []
+// One call measures one run of every cell for one broker; run() interleaves the brokers run by
+// run (edge, aedes, mosquitto, edge, ...), so that a noisy minute of this shared machine lands
+// on every broker's runs alike instead of on all runs of one broker.
+async function measureBrokerRun (name: BrokerName, run: number, result: BrokerResult, log: (s: string) => void): Promise<void> {
+  const m = result.measures
+  const notes = result.notes ?? (result.notes = [])
   const add = (k: string, v: number): void => { (m[k] ??= []).push(v) }
   const withBroker = async (what: string, fn: (b: BrokerProc) => Promise<void>): Promise<boolean> => {
     let b: BrokerProc
@@ -48,14 +51,14 @@ async function measureBroker (name: BrokerName, log: (s: string) => void): Promi
   }
   const measure = async (cell: string, what: string, fn: (b: BrokerProc) => Promise<void>): Promise<boolean> =>
     CELLS.has(cell) ? await withBroker(what, fn) : true
-  for (let run = 0; run < RUNS; run++) {
+  {
     log(`${name}: run ${run + 1}/${RUNS}`)
     const ok = await measure('q0', 'QoS 0 fan-in', async (b) => {
       const c0 = busy(b)
       const q0 = await simReport<LoadReport>(['--broker', b.url, '--max-rate', '--qos', '0', '--connections', '4', '--subscribers', '1', '--duration', '3s', ...LOAD])
       add('q0pub', q0.publishedPerSec); add('q0del', q0.deliveriesPerSec); add('q0cpu', q0.generatorCpuCores); add('q0bcpu', c0())
     })
-    if (!ok) return { measures: m, error: notes.join('; ') }
+    if (!ok) { result.error = notes.join('; '); return }
     await measure('q1', 'QoS 1 fan-in', async (b) => {
       const c1 = busy(b)
       const q1 = await simReport<LoadReport>(['--broker', b.url, '--max-rate', '--qos', '1', '--window', '64', '--connections', '4', '--subscribers', '1', '--duration', '3s', ...LOAD])
@@ -91,7 +94,6 @@ async function measureBroker (name: BrokerName, log: (s: string) => void): Promi
       }
     })
   }
-  return { measures: m, error: undefined, notes }
 }
 
 // Cores the broker process used from now until the returned function is called (a whole sim
@@ -108,7 +110,13 @@ const fmtKiB = (n: number): string => n.toFixed(1)
 export async function run (): Promise<string> {
   const log = (s: string): void => { process.stderr.write(`[broker.bench] ${s}\n`) }
   const results: Partial<Record<BrokerName, BrokerResult>> = {}
-  for (const b of BROKERS) results[b] = await measureBroker(b, log)
+  for (const b of BROKERS) results[b] = { measures: {}, notes: [] }
+  for (let run = 0; run < RUNS; run++) {
+    for (const b of BROKERS) {
+      const r = results[b] as BrokerResult
+      if (r.error === undefined) await measureBrokerRun(b, run, r, log)
+    }
+  }
 
   const cell = (b: BrokerName, k: string, f: (n: number) => string): string => {
     const r = results[b]
@@ -142,7 +150,7 @@ export async function run (): Promise<string> {
   const lines = [
     '### Broker comparison',
     '',
-    `${RUNS} runs per cell, median first, then each run. Broker on core 0, generator on core 1, 64-byte payloads, loopback, 1 s unmeasured warm-up per load measure. Peers tuned: mosquitto \`${MOSQUITTO_TUNING.join('`, `')}\`; stock aedes with TCP_NODELAY; the edge with \`--flush-policy interval\` (durable acks).`,
+    `${RUNS} runs per cell, the brokers interleaved run by run, median first, then each run. Broker on core 0, generator on core 1, 64-byte payloads, loopback, 1 s unmeasured warm-up per load measure. Peers tuned: mosquitto \`${MOSQUITTO_TUNING.join('`, `')}\`; stock aedes with TCP_NODELAY; the edge with \`--flush-policy interval\` (durable acks).`,
     '',
     '| measure | edge (interval) | stock aedes 1.2 | mosquitto | edge / aedes | edge / mosquitto |',
     '| --- | --- | --- | --- | --- | --- |',
