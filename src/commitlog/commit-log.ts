@@ -26,6 +26,7 @@ import {
   newProbe, probeFrame, writeSegmentEnd
 } from './format.js'
 import { Segment, scanSegment } from './segment.js'
+import { DurableCallbacks } from './durable-callbacks.js'
 import { SegmentTimeIndex } from './time-index.js'
 import { TopicIndex, type TopicEntry, TOPIC_ENTRY_BYTES } from './topic-index.js'
 import { SegmentWriter, WRITE_BUFFER_BYTES } from './writer.js'
@@ -79,14 +80,8 @@ export class CommitLog {
   // After a failure the file is cut back to `written`, once no write is in flight any more.
   private truncatePending = false
 
-  // Durable callbacks in append order: parallel arrays + head index (no object per append).
-  // The arrays keep their capacity: slots [cbHead, cbLen) are pending and reused once all fired
-  // (emptying an array with `length = 0` frees its backing store, and refilling it regrows it in
-  // steps: garbage on every group commit).
-  private cbFns: DurableCallback[] = []
-  private cbEnds: number[] = []
-  private cbHead = 0
-  private cbLen = 0
+  // Durable callbacks in append order (durable-callbacks.ts: no object per append).
+  private readonly callbacks = new DurableCallbacks()
   private flushWaiters: Waiter[] = []
   private dataWaiters: Waiter[] = []
   private writtenWaiters: Waiter[] = []
@@ -207,11 +202,7 @@ export class CommitLog {
     this.active.time.add(offset, ts, this.end)
     const topicOffset = this.topics.add(topic, offset, frame, ts)
     this.appendedRecords++
-    if (onDurable !== undefined) {
-      const n = this.cbLen++
-      this.cbFns[n] = onDurable
-      this.cbEnds[n] = this.end
-    }
+    if (onDurable !== undefined) this.callbacks.push(onDurable, this.end)
     if (!this.tickScheduled) {
       this.tickScheduled = true
       setImmediate(this.onTick)
@@ -307,7 +298,7 @@ export class CommitLog {
   private onWritten (): void {
     if (this.state === 'failed') { this.truncateAfterFailure(); return }
     this.updateActiveEnd()
-    if (this.opts.flushPolicy === 'none') this.fireCallbacks(this.writer.written)
+    if (this.opts.flushPolicy === 'none') this.callbacks.fire(this.writer.written)
     if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
     if (this.writtenWaiters.length > 0) this.wakeWrittenWaiters()
     this.maybeSync()
@@ -418,7 +409,7 @@ export class CommitLog {
     this.syncing = false
     if (this.syncTarget > this.durable) this.durable = this.syncTarget
     if (this.state === 'failed') { this.failCallbacks(); return }
-    if (this.opts.flushPolicy !== 'none') this.fireCallbacks(this.durable)
+    if (this.opts.flushPolicy !== 'none') this.callbacks.fire(this.durable)
     this.resolveFlushWaiters()
     if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
     this.maybeSync()
@@ -432,40 +423,12 @@ export class CommitLog {
     this.failCallbacks()
   }
 
-  private fireCallbacks (upTo: number): void {
-    const fns = this.cbFns
-    const ends = this.cbEnds
-    let i = this.cbHead
-    // this.cbLen is re-read: a callback may append.
-    while (i < this.cbLen && (ends[i] as number) <= upTo) {
-      const fn = fns[i] as DurableCallback
-      fns[i] = noCallback // do not keep the caller's closure alive in a spare slot
-      i++
-      this.cbHead = i
-      fn(null)
-    }
-    if (this.cbHead === this.cbLen) { this.cbHead = 0; this.cbLen = 0 } else if (this.cbHead > 65_536) {
-      // A long backlog that never drains completely: move it to the front now and then.
-      this.cbFns = fns.slice(this.cbHead, this.cbLen)
-      this.cbEnds = ends.slice(this.cbHead, this.cbLen)
-      this.cbLen -= this.cbHead
-      this.cbHead = 0
-    }
-  }
-
   private failCallbacks (): void {
     const err = this.failure ?? tributaryError('TRIB_ERR_LOG_IO', 'commitlog failed')
     // Records below `durable` were acknowledged already or are acknowledged now: they are on disk.
-    if (this.opts.flushPolicy !== 'none') this.fireCallbacks(this.durable)
-    else this.fireCallbacks(this.writer.written)
-    const fns = this.cbFns
-    const len = this.cbLen
-    const head = this.cbHead
-    this.cbFns = []
-    this.cbEnds = []
-    this.cbHead = 0
-    this.cbLen = 0
-    for (let i = head; i < len; i++) (fns[i] as DurableCallback)(err)
+    if (this.opts.flushPolicy !== 'none') this.callbacks.fire(this.durable)
+    else this.callbacks.fire(this.writer.written)
+    this.callbacks.failPending(err)
     const fw = this.flushWaiters
     this.flushWaiters = []
     for (const w of fw) w.reject(err)
@@ -1114,8 +1077,6 @@ export class CommitLog {
     return report
   }
 }
-
-function noCallback (): void {}
 
 // Resolves the waiters whose offset lies below `end` (the position waited for has been passed);
 // returns those still waiting.
