@@ -27,6 +27,7 @@ import {
 } from './format.js'
 import { Segment, scanSegment } from './segment.js'
 import { DurableCallbacks } from './durable-callbacks.js'
+import { OffsetWaiters } from './offset-waiters.js'
 import { SegmentTimeIndex } from './time-index.js'
 import { TopicIndex, type TopicEntry, TOPIC_ENTRY_BYTES } from './topic-index.js'
 import { SegmentWriter, WRITE_BUFFER_BYTES } from './writer.js'
@@ -50,7 +51,6 @@ const MAX_CLIENT_ID_CACHE = 16_384
 
 type State = 'open' | 'failed' | 'closing' | 'closed'
 
-interface Waiter { offset: number, resolve: () => void, reject: (err: Error) => void }
 // A rolled segment's fd, to be fsynced (then closed) once every byte up to `end` is written.
 interface SealedFd { fd: number, end: number }
 
@@ -82,11 +82,13 @@ export class CommitLog {
 
   // Durable callbacks in append order (durable-callbacks.ts: no object per append).
   private readonly callbacks = new DurableCallbacks()
-  private flushWaiters: Waiter[] = []
-  private dataWaiters: Waiter[] = []
-  private writtenWaiters: Waiter[] = []
+  // Promises waiting for an end to reach an offset (offset-waiters.ts). flush(): durableOffset
+  // covers the offset; the others: the end has passed it.
+  private readonly flushWaiters = new OffsetWaiters()
+  private readonly dataWaiters = new OffsetWaiters()
+  private readonly writtenWaiters = new OffsetWaiters()
   // Replicators waiting for replicableOffset to pass an offset (checked as writes and fsyncs end).
-  private replicaWaiters: Waiter[] = []
+  private readonly replicaWaiters = new OffsetWaiters()
   // Replicate-ahead window (CommitLogOptions.replicateAheadBytes).
   private readonly aheadBytes: number
   private readonly fdatasync: (fd: number, callback: (err: Error | null) => void) => void
@@ -112,6 +114,8 @@ export class CommitLog {
   private droppedRecords = 0
 
   private readonly onTick = (): void => { this.tick() }
+  private readonly syncNow = (): void => { this.maybeSync() }
+  private readonly nudgeNow = (): void => { this.nudgeReplicaWaiters() }
   private replicaFlushPending = false
   private readonly onReplicaFlushed = (): void => {
     this.replicaFlushPending = false
@@ -350,7 +354,7 @@ export class CommitLog {
     if (this.syncing || this.state === 'failed' || this.state === 'closed') return
     const written = this.writer.written
     if (written === this.durable && this.pendingSealed.length === 0 && !this.needDirSync) {
-      if (this.flushWaiters.length > 0) this.resolveFlushWaiters()
+      if (this.flushWaiters.length > 0) this.flushWaiters.resolveUpTo(this.durable)
       return
     }
     // A rolled segment whose tail is still being written cannot be fsynced (and closed) yet, and
@@ -410,7 +414,7 @@ export class CommitLog {
     if (this.syncTarget > this.durable) this.durable = this.syncTarget
     if (this.state === 'failed') { this.failCallbacks(); return }
     if (this.opts.flushPolicy !== 'none') this.callbacks.fire(this.durable)
-    this.resolveFlushWaiters()
+    this.flushWaiters.resolveUpTo(this.durable)
     if (this.replicaWaiters.length > 0) this.wakeReplicaWaiters()
     this.maybeSync()
   }
@@ -429,22 +433,8 @@ export class CommitLog {
     if (this.opts.flushPolicy !== 'none') this.callbacks.fire(this.durable)
     else this.callbacks.fire(this.writer.written)
     this.callbacks.failPending(err)
-    const fw = this.flushWaiters
-    this.flushWaiters = []
-    for (const w of fw) w.reject(err)
-    const rw = this.replicaWaiters
-    this.replicaWaiters = []
-    for (const w of rw) w.reject(err)
-  }
-
-  private resolveFlushWaiters (): void {
-    if (this.flushWaiters.length === 0) return
-    const keep: Waiter[] = []
-    for (const w of this.flushWaiters) {
-      if (w.offset <= this.durable) w.resolve()
-      else keep.push(w)
-    }
-    this.flushWaiters = keep
+    this.flushWaiters.rejectAll(err)
+    this.replicaWaiters.rejectAll(err)
   }
 
   // Writes and fsyncs everything appended so far.
@@ -454,10 +444,7 @@ export class CommitLog {
     this.writer.flushSoon()
     const target = this.end
     if (target <= this.durable && this.pendingSealed.length === 0) return
-    await new Promise<void>((resolve, reject) => {
-      this.flushWaiters.push({ offset: target, resolve, reject })
-      this.maybeSync()
-    })
+    await this.flushWaiters.wait(target, this.syncNow)
   }
 
   // ---------------------------------------------------------------- waiting for data
@@ -466,7 +453,7 @@ export class CommitLog {
   async waitForData (offset: number): Promise<void> {
     if (this.end > offset) return
     if (this.state !== 'open') throw this.notOpenError()
-    await new Promise<void>((resolve, reject) => { this.dataWaiters.push({ offset, resolve, reject }) })
+    await this.dataWaiters.wait(offset)
   }
 
   // Resolves once writtenOffset > offset (checked as writes complete and once per loop turn with
@@ -476,11 +463,11 @@ export class CommitLog {
   async waitForWritten (offset: number): Promise<void> {
     if (this.writer.written > offset) return
     if (this.state !== 'open') throw this.notOpenError()
-    await new Promise<void>((resolve, reject) => { this.writtenWaiters.push({ offset, resolve, reject }) })
+    await this.writtenWaiters.wait(offset)
   }
 
   private wakeWrittenWaiters (): void {
-    this.writtenWaiters = resolvePassed(this.writtenWaiters, this.writer.written)
+    this.writtenWaiters.resolvePassed(this.writer.written)
   }
 
   // Resolves once replicableOffset > offset (checked as writes and fsyncs complete, and once per
@@ -488,14 +475,11 @@ export class CommitLog {
   async waitForReplicable (offset: number): Promise<void> {
     if (this.replicableOffset > offset) return
     if (this.state !== 'open') throw this.notOpenError()
-    await new Promise<void>((resolve, reject) => {
-      this.replicaWaiters.push({ offset, resolve, reject })
-      this.nudgeReplicaWaiters()
-    })
+    await this.replicaWaiters.wait(offset, this.nudgeNow)
   }
 
   private wakeReplicaWaiters (): void {
-    this.replicaWaiters = resolvePassed(this.replicaWaiters, this.replicableOffset)
+    this.replicaWaiters.resolvePassed(this.replicableOffset)
     if (this.replicaWaiters.length > 0) this.nudgeReplicaWaiters()
   }
 
@@ -504,17 +488,14 @@ export class CommitLog {
   private nudgeReplicaWaiters (): void {
     if (this.replicaFlushPending || this.state !== 'open') return
     if (this.end - this.durable <= this.aheadBytes) return // the writes alone will do
-    for (const w of this.replicaWaiters) {
-      if (this.end > w.offset) {
-        this.replicaFlushPending = true
-        this.flush().then(this.onReplicaFlushed, this.onReplicaFlushed)
-        return
-      }
+    if (this.replicaWaiters.anyPassedBy(this.end)) {
+      this.replicaFlushPending = true
+      this.flush().then(this.onReplicaFlushed, this.onReplicaFlushed)
     }
   }
 
   private wakeDataWaiters (): void {
-    this.dataWaiters = resolvePassed(this.dataWaiters, this.end)
+    this.dataWaiters.resolvePassed(this.end)
   }
 
   // ---------------------------------------------------------------- reads
@@ -901,12 +882,9 @@ export class CommitLog {
     } finally {
       this.state = 'closed'
       const closedErr = tributaryError('TRIB_ERR_LOG_CLOSED', 'commitlog closed')
-      for (const w of this.dataWaiters) w.reject(closedErr)
-      this.dataWaiters = []
-      for (const w of this.writtenWaiters) w.reject(closedErr)
-      this.writtenWaiters = []
-      for (const w of this.replicaWaiters) w.reject(closedErr)
-      this.replicaWaiters = []
+      this.dataWaiters.rejectAll(closedErr)
+      this.writtenWaiters.rejectAll(closedErr)
+      this.replicaWaiters.rejectAll(closedErr)
       this.topics.close()
       for (const s of this.pendingSealed) closeSync(s.fd)
       this.pendingSealed = []
@@ -919,10 +897,7 @@ export class CommitLog {
 
   private async flushForClose (): Promise<void> {
     this.writer.flushSoon()
-    await new Promise<void>((resolve, reject) => {
-      this.flushWaiters.push({ offset: this.end, resolve, reject })
-      this.maybeSync()
-    })
+    await this.flushWaiters.wait(this.end, this.syncNow)
   }
 
   // ---------------------------------------------------------------- recovery
@@ -1076,17 +1051,6 @@ export class CommitLog {
     if (dirty) this.log.info(report, 'commitlog recovered after a dirty shutdown')
     return report
   }
-}
-
-// Resolves the waiters whose offset lies below `end` (the position waited for has been passed);
-// returns those still waiting.
-function resolvePassed (waiters: Waiter[], end: number): Waiter[] {
-  const keep: Waiter[] = []
-  for (const w of waiters) {
-    if (end > w.offset) w.resolve()
-    else keep.push(w)
-  }
-  return keep
 }
 
 const SEGMENT_END_FRAME = ((): Buffer => { const b = Buffer.alloc(SEGMENT_END_BYTES); writeSegmentEnd(b, 0); return b })()
