@@ -11,23 +11,23 @@
 // Reads see every appended record: a read that reaches past `written` drains the writer first.
 import {
   closeSync, constants, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, readSync,
-  unlinkSync, writeFileSync, writeSync, fsyncSync
+  unlinkSync, writeFileSync, fsyncSync
 } from 'node:fs'
 import { join } from 'node:path'
 import { tributaryError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
-import { readCheckpoint, writeCheckpoint } from './checkpoint.js'
+import { writeCheckpoint } from './checkpoint.js'
+import { DurableCallbacks } from './durable-callbacks.js'
 import {
-  CHECKPOINT_FILE, DIRTY_FILE, INDEX_DIR, acquireLock, dirtyMarkerExists, listSegmentBases, releaseLock,
-  segmentName, timeIndexName
+  CHECKPOINT_FILE, DIRTY_FILE, INDEX_DIR, acquireLock, releaseLock, segmentName, timeIndexName
 } from './files.js'
 import {
   HEADER_BYTES, MAX_CLIENT_ID_BYTES, MAX_TOPIC_BYTES, SEGMENT_END_BYTES, decodeRecord, encodeRecord,
   newProbe, probeFrame, writeSegmentEnd
 } from './format.js'
-import { Segment, scanSegment } from './segment.js'
-import { DurableCallbacks } from './durable-callbacks.js'
 import { OffsetWaiters } from './offset-waiters.js'
+import { recover } from './recovery.js'
+import { Segment, scanSegment } from './segment.js'
 import { SegmentTimeIndex } from './time-index.js'
 import { TopicIndex, type TopicEntry, TOPIC_ENTRY_BYTES } from './topic-index.js'
 import { SegmentWriter, WRITE_BUFFER_BYTES } from './writer.js'
@@ -63,7 +63,8 @@ export class CommitLog {
   private state: State = 'open'
   private failure: Error | null = null
 
-  private readonly segments: Segment[] = []
+  // In offset order; the last one is the active segment.
+  private readonly segments: Segment[]
   private active!: Segment
   private activeFd = -1
   private readonly readFds = new Map<number, number>()
@@ -134,7 +135,10 @@ export class CommitLog {
     // A buffer holds at least one maximum record plus an end-of-segment marker.
     this.writeBufferBytes = Math.max(WRITE_BUFFER_BYTES, opts.maxRecordBytes + SEGMENT_END_BYTES)
     this.topics = new TopicIndex(join(opts.dir, INDEX_DIR))
-    this.recovery = this.recover()
+    const recovered = recover({ dir: opts.dir, maxRecordBytes: opts.maxRecordBytes, aheadBytes: this.aheadBytes, topics: this.topics, log: this.log })
+    this.segments = recovered.segments
+    this.recovery = recovered.report
+    this.resumeAfterRecovery(recovered.report)
     this.writer = new SegmentWriter(this.writeBufferBytes, this.activeFd, this.active.base, this.end, {
       written: () => { this.onWritten() },
       failed: (err) => { this.fail(tributaryError('TRIB_ERR_LOG_IO', `write to ${this.dir} failed`, { dir: this.dir }, err)) }
@@ -167,7 +171,7 @@ export class CommitLog {
   // How far a replicator may read: the written end (page cache) while it is at most
   // replicateAheadBytes past the durable offset, else the durable offset. Both are record
   // boundaries (a plain `durable + W` would cut a record). A power loss can lose records below it
-  // that a replica holds; recovery's offset gap (see recover()) keeps their offsets from being
+  // that a replica holds; recovery's offset gap (see recovery.ts) keeps their offsets from being
   // reused. With replicateAheadBytes 0 this is durableOffset.
   get replicableOffset (): number {
     const written = this.writer.written
@@ -592,7 +596,7 @@ export class CommitLog {
   }
 
   // The segment with the greatest base <= offset. An offset in an offset gap (at or past a sealed
-  // segment's end, before the next segment's base: see recover()) gets the segment before the gap.
+  // segment's end, before the next segment's base: see recovery.ts) gets the segment before the gap.
   private segmentFor (offset: number): Segment | null {
     const i = this.segmentIndex(offset)
     return i < 0 ? null : this.segments[i] as Segment
@@ -900,135 +904,15 @@ export class CommitLog {
     await this.flushWaiters.wait(this.end, this.syncNow)
   }
 
-  // ---------------------------------------------------------------- recovery
+  // ---------------------------------------------------------------- after recovery
 
-  // Ends the recovered tail segment with an end-of-segment marker (fsynced), so an offset gap can
-  // follow it: a segment's bytes always end with a marker where the next segment does not start
-  // right after them.
-  private sealForGap (tail: Segment): void {
-    const fd = openSync(tail.path, 'r+')
-    try {
-      writeSync(fd, SEGMENT_END_FRAME, 0, SEGMENT_END_BYTES, tail.end - tail.base)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    tail.end += SEGMENT_END_BYTES
-    tail.sealed = true
-    // The last record's offset is not known without a scan: the time index then ends with its
-    // last periodic entry (lookups scan forward from it; retention uses its last timestamp).
-    tail.time.seal(-1, tail.time.lastTs, tail.end)
-    tail.time.save(join(this.dir, timeIndexName(tail.base)))
-  }
-
-  private recover (): RecoveryReport {
+  // Continues the log where recovery.ts left it: re-opens the tail for appends, or starts a new
+  // segment after a sealed one (or the first); then step 6 of recovery (README): DIRTY, the
+  // checkpoint, the directory.
+  private resumeAfterRecovery (report: RecoveryReport): void {
     const dir = this.dir
-    const max = this.opts.maxRecordBytes
-    const cp = readCheckpoint(join(dir, CHECKPOINT_FILE))
-    let dirty = dirtyMarkerExists(dir)
-    const bases = listSegmentBases(dir)
-    for (const base of bases) {
-      const path = join(dir, segmentName(base))
-      const fd = openSync(path, 'r')
-      const size = fstatSync(fd).size
-      closeSync(fd)
-      let time = SegmentTimeIndex.load(join(dir, timeIndexName(base)), base)
-      if (time !== null && time.coveredEnd > base + size) time = null // index claims more than the file holds
-      this.segments.push(new Segment(base, path, base + size, time ?? new SegmentTimeIndex(base)))
-      if (time === null) (this.segments[this.segments.length - 1] as Segment).time.coveredEnd = -1
-    }
-    const first = this.segments[0]
-    const last = this.segments[this.segments.length - 1]
-    const fileEnd = last === undefined ? 0 : last.end
-    if (last !== undefined && (cp === null || cp.durableOffset !== fileEnd)) dirty = true
-
-    // Where the scan must start: the checkpoint after a dirty shutdown, earlier where an index is
-    // missing or behind.
-    let scanFrom = Infinity
-    if (dirty && first !== undefined) scanFrom = cp === null ? first.base : Math.min(cp.durableOffset, cp.indexedOffset)
-    if (cp !== null && first !== undefined && cp.durableOffset > fileEnd) {
-      // The disk lost data it had confirmed as synced (or files were cut by hand): trust nothing.
-      this.log.error({ durableOffset: cp.durableOffset, fileEnd }, 'commitlog is shorter than its checkpoint: acknowledged data was lost; rescanning everything')
-      scanFrom = first.base
-    }
-    const topicsOk = this.topics.load().ok
-    if (first !== undefined && !topicsOk) {
-      this.log.warn('topic index missing or incomplete: rebuilding from the whole log')
-      this.topics.reset()
-      scanFrom = first.base
-    }
-    if (cp !== null && cp.indexedOffset < fileEnd) scanFrom = Math.min(scanFrom, cp.indexedOffset)
-    for (const s of this.segments) {
-      if (s.time.coveredEnd < 0) { s.time = new SegmentTimeIndex(s.base); scanFrom = Math.min(scanFrom, s.base) } else if (s.time.coveredEnd < s.end) scanFrom = Math.min(scanFrom, s.time.coveredEnd)
-      s.sealed = s.time.sealed && s.time.coveredEnd === s.end
-    }
-    const report: RecoveryReport = { dirty, scannedFromOffset: fileEnd, truncatedBytes: 0, recordsRecovered: 0, endOffset: fileEnd, gapBytes: 0 }
-    if (first !== undefined && scanFrom < fileEnd) {
-      scanFrom = Math.max(scanFrom, first.base)
-      report.scannedFromOffset = scanFrom
-      this.log.info({ dirty, scanFrom, fileEnd }, 'commitlog recovery: scanning')
-      this.topics.truncateFrom(scanFrom)
-      let i = this.segments.findIndex((s) => s.end > scanFrom || s === last)
-      for (let k = i; k < this.segments.length; k++) {
-        const s = this.segments[k] as Segment
-        if (s.base >= scanFrom) s.time = new SegmentTimeIndex(s.base)
-        else s.time.truncate(scanFrom)
-        s.sealed = false
-      }
-      let from = scanFrom
-      let currentTime: SegmentTimeIndex = (this.segments[i] as Segment).time
-      const visit = (offset: number, frameBytes: number, ts: number, topic: string): void => {
-        currentTime.add(offset, ts, offset + frameBytes)
-        this.topics.add(this.topics.getOrCreate(topic), offset, frameBytes, ts)
-        report.recordsRecovered++
-      }
-      for (; i < this.segments.length; i++) {
-        const s = this.segments[i] as Segment
-        currentTime = s.time
-        const r = scanSegment(s.path, s.base, Math.max(from, s.base), s.end, max, visit)
-        const isLast = i === this.segments.length - 1
-        if (r.sealed && !r.stoppedAtBad) {
-          s.sealed = true
-          s.time.seal(r.lastRecordOffset, r.records > 0 ? r.lastTimestampMs : s.time.lastTs, r.validEnd)
-          s.time.save(join(dir, timeIndexName(s.base)))
-          from = s.end
-          continue
-        }
-        if (r.stoppedAtBad || (!r.sealed && !isLast) || r.validEnd < s.end) {
-          // Torn tail or garbage: cut here, and drop every later segment (nothing after a hole).
-          const cut = r.validEnd
-          report.truncatedBytes += s.end - cut
-          const fd = openSync(s.path, 'r+')
-          ftruncateSync(fd, cut - s.base)
-          fsyncSync(fd)
-          closeSync(fd)
-          s.end = cut
-          s.sealed = r.sealed
-          if (r.sealed) s.time.seal(r.lastRecordOffset, r.lastTimestampMs, cut)
-          for (const later of this.segments.splice(i + 1)) {
-            report.truncatedBytes += later.end - later.base
-            unlinkSync(later.path)
-            try { unlinkSync(join(dir, timeIndexName(later.base))) } catch { /* none */ }
-          }
-          this.log.warn({ segment: s.path, offset: cut, truncatedBytes: report.truncatedBytes }, 'commitlog recovery: truncated a torn or corrupt tail')
-        }
-        break
-      }
-      this.topics.writeOut()
-    }
     const tail = this.segments[this.segments.length - 1]
-    // After a dirty shutdown a replica may hold records past what survived (replicate-ahead,
-    // replicableOffset): those that were written but not durable when the power went. New records
-    // must not reuse their offsets (a replica's dedupe, keyed by offset, would drop them as
-    // replays), so the next segment starts `aheadBytes` past the recovered end. Everything read
-    // before the crash lay below durable + W <= recovered end + W.
-    if (dirty && this.aheadBytes > 0 && tail !== undefined) {
-      if (!tail.sealed) this.sealForGap(tail)
-      report.gapBytes = this.aheadBytes
-    }
-    const endNow = tail === undefined ? 0 : tail.end
-    report.endOffset = endNow
-    // Re-open the tail for appends, or start a new segment after a sealed one (or the first).
+    const endNow = report.endOffset
     if (tail !== undefined && !tail.sealed) {
       this.segments.pop()
       const time = tail.time
@@ -1048,12 +932,9 @@ export class CommitLog {
     this.active.time.save(join(dir, timeIndexName(this.active.base)))
     writeCheckpoint(join(dir, CHECKPOINT_FILE), { durableOffset: endNow, indexedOffset: endNow, writtenAtMs: Date.now() }, true)
     fsyncDir(dir)
-    if (dirty) this.log.info(report, 'commitlog recovered after a dirty shutdown')
-    return report
+    if (report.dirty) this.log.info(report, 'commitlog recovered after a dirty shutdown')
   }
 }
-
-const SEGMENT_END_FRAME = ((): Buffer => { const b = Buffer.alloc(SEGMENT_END_BYTES); writeSegmentEnd(b, 0); return b })()
 
 function fsyncDir (dir: string): void {
   const fd = openSync(dir, 'r')
