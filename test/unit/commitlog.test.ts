@@ -276,3 +276,43 @@ test('a failed write fails the pending callbacks with TRIB_ERR_LOG_IO and refuse
     await again.close()
   } finally { await tmp.remove() }
 })
+
+test('topic index with more active topics than open index files: every topic complete and in order, before and after reopen', async () => {
+  // 150 topics > the 64 index fds kept open, 10,000 records: several journal write-outs, each
+  // writing the topics with an open fd first and reopening the rest (topic-index.ts writeOut).
+  const tmp = await tempDir('cl')
+  try {
+    const opts = options(tmp.path, { segmentBytes: 256 * 1024 })
+    const log = await CommitLog.open(opts)
+    const topics = 150
+    const expected: number[][] = Array.from({ length: topics }, () => [])
+    for (let i = 0; i < 10_000; i++) {
+      const t = (i * 37 + (i >> 7)) % topics
+      expected[t]!.push(i)
+      log.append({ topic: `site/${t}/telemetry`, payload: Buffer.from(String(i)), qos: 1, retain: false, clientId: 'c' })
+      // A read now and then also writes the journal out and reopens some index files.
+      if (i % 3001 === 3000) assert.equal(log.topicEnd(`site/${t}/telemetry`), expected[t]!.length)
+    }
+    const check = (l: CommitLog): void => {
+      for (let t = 0; t < topics; t++) {
+        const topic = `site/${t}/telemetry`
+        assert.equal(l.topicEnd(topic), expected[t]!.length, topic)
+        const got: number[] = []
+        let from = 0
+        while (true) {
+          const b = l.readTopic(topic, from, { maxRecords: 25 })
+          if (b.status === 'end') break
+          for (const r of b.records) got.push(Number(r.payload.toString()))
+          from = b.nextOffset
+        }
+        assert.deepEqual(got, expected[t], topic)
+      }
+    }
+    check(log)
+    await log.close()
+    const again = await CommitLog.open(opts)
+    assert.equal(again.recovery.dirty, false)
+    check(again)
+    await again.close()
+  } finally { await tmp.remove() }
+})
