@@ -19,8 +19,24 @@ import { putU32, readU48, writeU48 } from './format.js'
 
 export const TOPIC_ENTRY_BYTES = 20
 const REGISTRY = 'topics'
-// Open index fds kept at once. Far below the default ulimit (1024) with room for sockets.
-const MAX_OPEN_INDEX_FDS = 64
+// Open index fds kept at once: an eighth of the process's soft limit on open files, between 64
+// and 1,024 (the default ulimit of 1,024 gives 128; the systemd units' 65,536 give 1,024), so
+// sockets keep the rest. A topic without an open fd costs an open + fstat + close at each
+// journal write-out (up to 2,048 appends), and most fleets have more topics than 64 (one or a
+// few per device).
+export const MAX_OPEN_INDEX_FDS = Math.min(1024, Math.max(64, Math.floor(softOpenFilesLimit() / 8)))
+
+// The soft RLIMIT_NOFILE from /proc/self/limits (Linux); 1,024 (the usual default) where that
+// file is missing or unreadable. Node has no API for it.
+function softOpenFilesLimit (): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+    if (m === null) return 1024
+    return m[1] === 'unlimited' ? 1_048_576 : Number(m[1])
+  } catch {
+    return 1024
+  }
+}
 // Journal entries held before they are written out (page cache, no fsync; the 5 s checkpoint
 // writes out the rest). Small on purpose: a writeOut runs on the event loop, and one of a
 // checkpoint's worth (25,000 entries at 5,000 msgs/s) took 6 to 9 ms, run too rarely to leave
