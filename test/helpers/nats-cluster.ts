@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { writeFile, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { StorageType, jetstreamManager } from '@nats-io/jetstream'
 import { freePort, tempDir, waitFor } from './net.js'
 
 const CANDIDATE_BINARIES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']
@@ -65,7 +65,8 @@ export interface NatsCluster {
   restart: (i: number) => Promise<void>
   freeze: (i: number) => void
   thaw: (i: number) => void
-  // Wait until JetStream answers with a meta leader (through any running node).
+  // Wait until JetStream answers with a meta leader (through any running node) and a stream
+  // replicated on every running node (up to 3) can be placed.
   waitReady: (timeoutMs?: number) => Promise<void>
   // Stop every node (SIGTERM, then SIGKILL after a grace period); keeps the directory.
   stopAll: () => Promise<void>
@@ -188,7 +189,7 @@ export async function startNatsCluster (options: NatsClusterOptions = {}): Promi
   async function waitReady (timeoutMs = readyTimeoutMs): Promise<void> {
     const urls = nodes.filter((n) => n.state === 'running').map((n) => n.url)
     if (urls.length === 0) throw new Error('no nats-server running')
-    await waitFor('JetStream meta leader', async () => await jetStreamAnswers(urls), timeoutMs, 200)
+    await waitFor('JetStream meta leader and every running node placeable', async () => await jetStreamPlaces(urls), timeoutMs, 200)
   }
 
   async function kill (i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -304,12 +305,19 @@ async function canConnect (url: string): Promise<boolean> {
 }
 
 // True when some node answers a JetStream API request: that needs a JetStream meta leader.
-async function jetStreamAnswers (urls: readonly string[]): Promise<boolean> {
+// Ready: a meta leader answers AND a stream replicated on every running node can be placed. An
+// answering meta leader alone was not enough: right after start the leader may not know all
+// peers yet, and an R3 stream created then failed with "no suitable peers for placement" (10005).
+// The probe is a memory stream, deleted at once.
+async function jetStreamPlaces (urls: readonly string[]): Promise<boolean> {
   let nc: NatsConnection | undefined
   try {
     nc = await connect({ servers: [...urls], timeout: 1_000, reconnect: false })
     const jsm = await jetstreamManager(nc, { timeout: 1_000 })
     await jsm.getAccountInfo()
+    const name = `HARNESS_READY_${process.pid}_${Date.now()}`
+    await jsm.streams.add({ name, subjects: [`_harness_ready.${process.pid}.${Date.now()}`], num_replicas: Math.min(3, urls.length), storage: StorageType.Memory })
+    await jsm.streams.delete(name)
     return true
   } catch {
     return false
