@@ -10,8 +10,7 @@
 //                before it started; callbacks fire in append order when their record is covered
 // Reads see every appended record: a read that reaches past `written` drains the writer first.
 import {
-  closeSync, constants, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, readSync,
-  unlinkSync, writeFileSync, fsyncSync
+  closeSync, constants, fdatasync, fsync, ftruncateSync, fstatSync, mkdirSync, open, openSync, unlinkSync, writeFileSync, fsyncSync
 } from 'node:fs'
 import { join } from 'node:path'
 import { tributaryError } from '../errors/index.js'
@@ -22,25 +21,20 @@ import {
   CHECKPOINT_FILE, DIRTY_FILE, INDEX_DIR, acquireLock, releaseLock, segmentName, timeIndexName
 } from './files.js'
 import {
-  HEADER_BYTES, MAX_CLIENT_ID_BYTES, MAX_TOPIC_BYTES, SEGMENT_END_BYTES, decodeRecord, encodeRecord,
-  newProbe, probeFrame, writeSegmentEnd
+  HEADER_BYTES, MAX_CLIENT_ID_BYTES, MAX_TOPIC_BYTES, SEGMENT_END_BYTES, encodeRecord, writeSegmentEnd
 } from './format.js'
+import { LogReader } from './log-reader.js'
 import { OffsetWaiters } from './offset-waiters.js'
 import { recover } from './recovery.js'
 import { Segment, scanSegment } from './segment.js'
 import { SegmentTimeIndex } from './time-index.js'
-import { TopicIndex, type TopicEntry, TOPIC_ENTRY_BYTES } from './topic-index.js'
+import { TopicIndex, type TopicEntry } from './topic-index.js'
 import { SegmentWriter, WRITE_BUFFER_BYTES } from './writer.js'
 import type {
-  AppendInput, AppendResult, CommitLogOptions, CommitLogStats, DurableCallback, LogRecord, ReadBatch,
+  AppendInput, AppendResult, CommitLogOptions, CommitLogStats, DurableCallback, ReadBatch,
   ReadLimits, RecoveryReport, RetentionDrop, RetentionReport
 } from './types.js'
 
-// Default read limits: a batch of at most this many records / bytes (bounded memory per read).
-const DEFAULT_READ_MAX_RECORDS = 1000
-const DEFAULT_READ_MAX_BYTES = 1024 * 1024
-// Sealed segments kept open for reading at once (readers are usually near the tail).
-const MAX_READ_FDS = 8
 // Periodic checkpoint (writes index journal + active time index, then the checkpoint): bounds
 // how much of the log recovery must rescan after a crash.
 const CHECKPOINT_INTERVAL_MS = 5_000
@@ -67,8 +61,9 @@ export class CommitLog {
   private readonly segments: Segment[]
   private active!: Segment
   private activeFd = -1
-  private readonly readFds = new Map<number, number>()
   private readonly topics: TopicIndex
+  // The read side (log-reader.ts): reads the segments above, owns the read fds of sealed ones.
+  private readonly reader: LogReader
 
   // Offsets: end (appended), writer.written (in the page cache), durable (fsynced).
   private end = 0
@@ -138,6 +133,12 @@ export class CommitLog {
     const recovered = recover({ dir: opts.dir, maxRecordBytes: opts.maxRecordBytes, aheadBytes: this.aheadBytes, topics: this.topics, log: this.log })
     this.segments = recovered.segments
     this.recovery = recovered.report
+    this.reader = new LogReader(this.segments, opts.maxRecordBytes, this.topics, {
+      end: () => this.end,
+      written: () => this.writer.written,
+      drainWrites: () => { this.drainWrites() },
+      assertReadable: () => { if (this.state === 'closed') throw this.notOpenError() }
+    })
     this.resumeAfterRecovery(recovered.report)
     this.writer = new SegmentWriter(this.writeBufferBytes, this.activeFd, this.active.base, this.end, {
       written: () => { this.onWritten() },
@@ -279,6 +280,7 @@ export class CommitLog {
     this.segments.push(seg)
     this.active = seg
     this.activeFd = fd
+    this.reader.setActive(seg, fd)
     this.lastRecordOffset = -1
   }
 
@@ -502,180 +504,24 @@ export class CommitLog {
     this.dataWaiters.resolvePassed(this.end)
   }
 
-  // ---------------------------------------------------------------- reads
+  // ---------------------------------------------------------------- reads (log-reader.ts)
 
   // Records from `offset` in log order, crossing segments. `limits.maxOffset` stops before that
   // offset (a replicator passes durableOffset to ship only what survives a crash).
-  read (offset: number, limits?: ReadLimits): ReadBatch {
-    if (this.state === 'closed') throw this.notOpenError()
-    const maxRecords = limits?.maxRecords ?? DEFAULT_READ_MAX_RECORDS
-    const maxBytes = limits?.maxBytes ?? DEFAULT_READ_MAX_BYTES
-    const stop = Math.min(this.end, limits?.maxOffset ?? Infinity)
-    const records: LogRecord[] = []
-    if (offset < this.startOffset) return { status: 'truncated', records, nextOffset: this.startOffset }
-    if (offset >= stop) return { status: 'end', records, nextOffset: offset }
-    if (stop > this.writer.written) this.drainWrites()
-    const probe = newProbe()
-    let pos = offset
-    let bytes = 0
-    while (records.length < maxRecords && pos < stop) {
-      const seg = this.segmentFor(pos)
-      if (seg === null) break
-      if (pos >= seg.end) {
-        // Past a sealed segment's end: across an offset gap (if any) to the next segment.
-        const next = this.skipGap(pos)
-        if (next === pos) break
-        pos = next
-        continue
-      }
-      const segEnd = Math.min(seg.end, stop)
-      if (pos >= segEnd) break
-      const want = Math.min(segEnd - pos, Math.max(maxBytes - bytes, HEADER_BYTES))
-      const chunk = Buffer.allocUnsafe(want)
-      const got = this.readAt(seg, pos, chunk, want)
-      let at = 0
-      while (records.length < maxRecords) {
-        probeFrame(chunk, at, got, this.opts.maxRecordBytes, probe)
-        if (probe.check === 'record') {
-          const d = decodeRecord(chunk, at)
-          records.push({
-            offset: pos + at, nextOffset: pos + at + probe.length, timestampMs: d.timestampMs, topic: d.topic,
-            payload: d.payload, qos: d.qos, retain: d.retain, clientId: d.clientId
-          })
-          at += probe.length
-          bytes += probe.length
-        } else if (probe.check === 'segment-end') {
-          at = seg.end - pos // continue in the next segment
-          break
-        } else if (probe.check === 'short') {
-          if (at === 0) {
-            // The first record is larger than the budget: read exactly it (progress guaranteed).
-            const need = probe.length
-            if (need > segEnd - pos) throw this.corrupt(seg, pos)
-            const one = Buffer.allocUnsafe(need)
-            this.readAt(seg, pos, one, need)
-            if (probeFrame(one, 0, need, this.opts.maxRecordBytes, probe).check !== 'record') throw this.corrupt(seg, pos)
-            const d = decodeRecord(one, 0)
-            records.push({
-              offset: pos, nextOffset: pos + need, timestampMs: d.timestampMs, topic: d.topic,
-              payload: d.payload, qos: d.qos, retain: d.retain, clientId: d.clientId
-            })
-            at = need
-            bytes += need
-          }
-          break
-        } else {
-          throw this.corrupt(seg, pos + at)
-        }
-      }
-      pos += at
-      if (bytes >= maxBytes) break
-    }
-    return { status: records.length > 0 ? 'ok' : 'end', records, nextOffset: pos }
-  }
+  read (offset: number, limits?: ReadLimits): ReadBatch { return this.reader.read(offset, limits) }
 
-  // Raw bytes of the log from `offset` into `into` at `at`: at most `len` bytes, never past the
-  // end of `offset`'s segment (end-of-segment marker included) nor `maxOffset`. No framing check:
-  // raw-read.ts walks and checks the frames. Returns the bytes copied; -1 when `offset` was
-  // deleted by retention (the caller continues at startOffset); 0 at `maxOffset` / the end.
+  // Raw bytes of the log from `offset` for raw-read.ts (log-reader.ts: -1 when retention deleted
+  // `offset`, 0 at `maxOffset` / the end / in an offset gap).
   readBytes (offset: number, into: Buffer, at: number, len: number, maxOffset: number): number {
-    if (this.state === 'closed') throw this.notOpenError()
-    if (offset < this.startOffset) return -1
-    const stop = Math.min(this.end, maxOffset)
-    if (offset >= stop) return 0
-    if (stop > this.writer.written) this.drainWrites()
-    const seg = this.segmentFor(offset)
-    if (seg === null) return 0
-    // 0 as well when `offset` lies in an offset gap (raw-read.ts crosses it with skipGap).
-    const n = Math.min(len, Math.min(seg.end, stop) - offset)
-    return n <= 0 ? 0 : this.readAt(seg, offset, into.subarray(at, at + n), n)
+    return this.reader.readBytes(offset, into, at, len, maxOffset)
   }
 
-  private corrupt (seg: Segment, offset: number): Error {
-    return tributaryError('TRIB_ERR_LOG_CORRUPT', `bad record at offset ${offset} in ${seg.path}`, { offset, path: seg.path })
-  }
+  // Bytes of offset gaps inside [from, to): a lag measured in offsets subtracts them.
+  gapBytesIn (from: number, to: number): number { return this.reader.gapBytesIn(from, to) }
 
-  // The segment with the greatest base <= offset. An offset in an offset gap (at or past a sealed
-  // segment's end, before the next segment's base: see recovery.ts) gets the segment before the gap.
-  private segmentFor (offset: number): Segment | null {
-    const i = this.segmentIndex(offset)
-    return i < 0 ? null : this.segments[i] as Segment
-  }
-
-  private segmentIndex (offset: number): number {
-    const segs = this.segments
-    let lo = 0
-    let hi = segs.length - 1
-    if (hi < 0 || offset < (segs[0] as Segment).base) return -1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1
-      if ((segs[mid] as Segment).base <= offset) lo = mid
-      else hi = mid - 1
-    }
-    return lo
-  }
-
-  // Bytes of offset gaps inside [from, to): a lag measured in offsets subtracts them (a gap holds
-  // no record). Walks the segment list (not a hot path: metrics and logs).
-  gapBytesIn (from: number, to: number): number {
-    const segs = this.segments
-    let gaps = 0
-    for (let i = 1; i < segs.length; i++) {
-      const a = Math.max((segs[i - 1] as Segment).end, from)
-      const b = Math.min((segs[i] as Segment).base, to)
-      if (b > a) gaps += b - a
-    }
-    return gaps
-  }
-
-  // Where a reader at `offset` continues: the next segment's base when `offset` lies at or past a
-  // sealed segment's end (an offset gap left by a dirty recovery; without a gap the next base is
-  // that end), else `offset` itself. No record lies in a gap.
-  skipGap (offset: number): number {
-    const i = this.segmentIndex(offset)
-    if (i < 0 || i === this.segments.length - 1) return offset
-    const seg = this.segments[i] as Segment
-    return offset < seg.end ? offset : (this.segments[i + 1] as Segment).base
-  }
-
-  private readAt (seg: Segment, offset: number, into: Buffer, len: number): number {
-    const fd = seg === this.active ? this.activeFd : this.readFd(seg)
-    let got = 0
-    while (got < len) {
-      const n = readSync(fd, into, got, len - got, offset - seg.base + got)
-      if (n === 0) break
-      got += n
-    }
-    return got
-  }
-
-  private readFd (seg: Segment): number {
-    let fd = this.readFds.get(seg.base)
-    if (fd !== undefined) return fd
-    if (this.readFds.size >= MAX_READ_FDS) {
-      const [base, old] = this.readFds.entries().next().value as [number, number]
-      this.readFds.delete(base)
-      closeSync(old)
-    }
-    fd = openSync(seg.path, 'r')
-    this.readFds.set(seg.base, fd)
-    return fd
-  }
-
-  // Reads one record whose position and size are known (from a topic index entry).
-  private readOne (offset: number, frameBytes: number): LogRecord | null {
-    if (offset + frameBytes > this.writer.written) this.drainWrites()
-    const seg = this.segmentFor(offset)
-    if (seg === null) return null
-    const b = Buffer.allocUnsafe(frameBytes)
-    const got = this.readAt(seg, offset, b, frameBytes)
-    if (probeFrame(b, 0, got, this.opts.maxRecordBytes, newProbe()).check !== 'record') throw this.corrupt(seg, offset)
-    const d = decodeRecord(b, 0)
-    return {
-      offset, nextOffset: offset + frameBytes, timestampMs: d.timestampMs, topic: d.topic,
-      payload: d.payload, qos: d.qos, retain: d.retain, clientId: d.clientId
-    }
-  }
+  // Where a reader at `offset` continues: past an offset gap to the next segment's base, else
+  // `offset` itself.
+  skipGap (offset: number): number { return this.reader.skipGap(offset) }
 
   // ---------------------------------------------------------------- topic index
 
@@ -686,39 +532,9 @@ export class CommitLog {
 
   get topicCount (): number { return this.topics.topicCount }
 
-  // Records of one topic from a topic offset (O(1) to find the start). `nextOffset` in the result
-  // is a topic offset. Status 'truncated': retention deleted that record; nextOffset is the first
-  // retained topic offset.
+  // Records of one topic from a topic offset; `nextOffset` in the result is a topic offset.
   readTopic (topic: string, topicOffset: number, limits?: ReadLimits): ReadBatch {
-    if (this.state === 'closed') throw this.notOpenError()
-    const t = this.topics.get(topic)
-    const records: LogRecord[] = []
-    if (t === undefined || topicOffset >= t.count) return { status: 'end', records, nextOffset: topicOffset }
-    const maxRecords = limits?.maxRecords ?? DEFAULT_READ_MAX_RECORDS
-    const maxBytes = limits?.maxBytes ?? DEFAULT_READ_MAX_BYTES
-    const stop = limits?.maxOffset ?? Infinity
-    const n = Math.min(maxRecords, t.count - topicOffset)
-    const entries = this.topics.entries(t, topicOffset, n)
-    const start = this.startOffset
-    let bytes = 0
-    let i = 0
-    for (; i * TOPIC_ENTRY_BYTES < entries.length; i++) {
-      const logOffset = entries.readUInt32LE(i * 20) + entries.readUInt32LE(i * 20 + 4) * 0x1_0000_0000
-      const size = entries.readUInt32LE(i * 20 + 8)
-      if (logOffset < start) {
-        if (i === 0) {
-          return { status: 'truncated', records, nextOffset: this.topics.lowerBound(t, 'logOffset', start) }
-        }
-        break
-      }
-      if (logOffset + size > stop) break
-      if (i > 0 && bytes + size > maxBytes) break
-      const rec = this.readOne(logOffset, size)
-      if (rec === null) break
-      records.push(rec)
-      bytes += size
-    }
-    return { status: records.length > 0 ? 'ok' : 'end', records, nextOffset: topicOffset + i }
+    return this.reader.readTopic(topic, topicOffset, limits)
   }
 
   // First topic offset whose record has timestamp >= ts (O(log n)); topicEnd if none.
@@ -737,20 +553,7 @@ export class CommitLog {
   // ---------------------------------------------------------------- time index
 
   // Offset of the first record with timestamp >= ts (endOffset if none; startOffset if all are).
-  offsetForTime (ts: number): number {
-    const segs = this.segments
-    let i = 0
-    while (i < segs.length && (segs[i] as Segment).time.lastTs < ts) i++
-    if (i === segs.length) return this.end
-    const seg = segs[i] as Segment
-    let pos = seg.time.scanStartFor(ts)
-    while (true) {
-      const batch = this.read(pos, { maxRecords: 256 })
-      if (batch.records.length === 0) return this.end
-      for (const r of batch.records) if (r.timestampMs >= ts) return r.offset
-      pos = batch.nextOffset
-    }
-  }
+  offsetForTime (ts: number): number { return this.reader.offsetForTime(ts) }
 
   // ---------------------------------------------------------------- readers and retention
 
@@ -811,8 +614,7 @@ export class CommitLog {
   }
 
   private deleteSegment (seg: Segment): void {
-    const fd = this.readFds.get(seg.base)
-    if (fd !== undefined) { closeSync(fd); this.readFds.delete(seg.base) }
+    this.reader.forgetSegment(seg)
     unlinkSync(seg.path)
     try { unlinkSync(join(this.dir, timeIndexName(seg.base))) } catch { /* never written */ }
     this.segments.shift()
@@ -892,8 +694,7 @@ export class CommitLog {
       this.topics.close()
       for (const s of this.pendingSealed) closeSync(s.fd)
       this.pendingSealed = []
-      for (const fd of this.readFds.values()) closeSync(fd)
-      this.readFds.clear()
+      this.reader.closeFds()
       closeSync(this.activeFd)
       releaseLock(this.dir)
     }
