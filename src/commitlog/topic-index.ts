@@ -85,7 +85,8 @@ export class TopicIndex {
   private readonly entryBuf = Buffer.alloc(TOPIC_ENTRY_BYTES)
   // writeOut's scratch: per-topic slot counters and the encoded journal (40 KB, reused).
   private counts = new Uint32Array(1024)
-  // writeOut's scratch: which topics were written in its first pass (fd already open).
+  // writeOut's scratch: which topics were written in its first pass (fd already open); sized
+  // with `counts`.
   private writtenScratch = new Uint8Array(1024)
   private readonly outBuf = Buffer.allocUnsafe(MAX_JOURNAL_ENTRIES * TOPIC_ENTRY_BYTES)
 
@@ -176,7 +177,10 @@ export class TopicIndex {
     // array per topic): count entries per topic, turn the counts into each topic's start in
     // `out`, encode every entry at its topic's next slot, then one write per topic.
     const topics = this.byId.length
-    if (this.counts.length < topics + 1) this.counts = new Uint32Array(Math.max(topics + 1, 2 * this.counts.length))
+    if (this.counts.length < topics + 1) {
+      this.counts = new Uint32Array(Math.max(topics + 1, 2 * this.counts.length))
+      this.writtenScratch = new Uint8Array(this.counts.length)
+    }
     const counts = this.counts
     counts.fill(0, 0, topics + 1)
     const jTopic = this.jTopic
@@ -199,7 +203,7 @@ export class TopicIndex {
     // evicts each fd just before it is needed again): with 100 topics, 100 open + fstat + close
     // per writeOut, a third of the commitlog bench's append time. Now only the topics that
     // cannot all stay open are reopened.
-    const written = this.writtenScratch.length >= topics ? this.writtenScratch : (this.writtenScratch = new Uint8Array(this.counts.length))
+    const written = this.writtenScratch
     written.fill(0, 0, topics)
     for (let id = 0; id < topics; id++) {
       if (this.fds.has(id)) { this.writeTopicSlots(id, out); written[id] = 1 }

@@ -315,8 +315,9 @@ async function jetStreamPlaces (urls: readonly string[]): Promise<boolean> {
     nc = await connect({ servers: [...urls], timeout: 1_000, reconnect: false })
     const jsm = await jetstreamManager(nc, { timeout: 1_000 })
     await jsm.getAccountInfo()
-    const name = `HARNESS_READY_${process.pid}_${Date.now()}`
-    await jsm.streams.add({ name, subjects: [`_harness_ready.${process.pid}.${Date.now()}`], num_replicas: Math.min(3, urls.length), storage: StorageType.Memory })
+    const id = `${process.pid}_${Date.now()}`
+    const name = `HARNESS_READY_${id}`
+    await jsm.streams.add({ name, subjects: [`_harness_ready.${id}`], num_replicas: Math.min(3, urls.length), storage: StorageType.Memory })
     await jsm.streams.delete(name)
     return true
   } catch {

@@ -6,9 +6,11 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import pino from 'pino'
+import type { CloudNode } from '../../cloud/node.js'
+import type { Logger } from '../../src/log/index.js'
 import { tempDir, waitFor } from '../helpers/net.js'
 import { runEdgeCli } from '../helpers/edge-process.js'
-import { mqttClient, startTestCloud, startTestEdge, storeContents } from './bridge-helpers.js'
+import { mqttClient, startTestCloud, startTestEdge, storeContents, type TestEdge } from './bridge-helpers.js'
 
 let certDir: { path: string, remove: () => Promise<void> }
 let cert: string
@@ -25,37 +27,41 @@ before(async () => {
 
 after(async () => { await certDir?.remove() })
 
-test('an edge that trusts the cloud certificate replicates over wss://', async () => {
-  const cdir = await tempDir('bridge-wss-cloud')
-  const edir = await tempDir('bridge-wss-edge')
+// A cloud serving wss:// with the test certificate and a data dir for one edge; the body starts
+// the edge with its own bridge flags. Afterwards the edge, the cloud and both dirs are gone.
+async function withTlsCloud (tag: string, body: (cloud: CloudNode, startEdge: (args: string[], logger?: Logger) => Promise<TestEdge>) => Promise<void>): Promise<void> {
+  const cdir = await tempDir(`bridge-wss-cloud-${tag}`)
+  const edir = await tempDir(`bridge-wss-edge-${tag}`)
   const cloud = await startTestCloud(cdir.path, ['--bridge-tls-cert', cert, '--bridge-tls-key', key])
-  assert.match(cloud.bridgeUrl, /^wss:\/\//)
-  let edge: Awaited<ReturnType<typeof startTestEdge>> | undefined
+  let edge: TestEdge | undefined
   try {
-    edge = await startTestEdge(edir.path, ['--cloud-url', cloud.bridgeUrl, '--cloud-ca', cert, '--edge-id', 'edge-a', '--cloud-token', 'secret-a'])
-    const device = await mqttClient(edge.mqttPort)
-    for (let i = 0; i < 20; i++) await device.publishAsync('devices/d1/telemetry', `m${i}`, { qos: 1 })
-    device.end(true)
-    await waitFor('20 messages in the cloud store over TLS', async () => (await storeContents(cloud)).length >= 20, 15_000)
-    const stored = await storeContents(cloud)
-    assert.deepEqual(stored.map((r) => r.payload), Array.from({ length: 20 }, (_, i) => `m${i}`))
+    await body(cloud, async (args, logger) => (edge = await startTestEdge(edir.path, args, logger)))
   } finally {
     await edge?.close()
     await cloud.close()
     await edir.remove()
     await cdir.remove()
   }
+}
+
+test('an edge that trusts the cloud certificate replicates over wss://', async () => {
+  await withTlsCloud('trusted', async (cloud, startEdge) => {
+    assert.match(cloud.bridgeUrl, /^wss:\/\//)
+    const edge = await startEdge(['--cloud-url', cloud.bridgeUrl, '--cloud-ca', cert, '--edge-id', 'edge-a', '--cloud-token', 'secret-a'])
+    const device = await mqttClient(edge.mqttPort)
+    for (let i = 0; i < 20; i++) await device.publishAsync('devices/d1/telemetry', `m${i}`, { qos: 1 })
+    device.end(true)
+    await waitFor('20 messages in the cloud store over TLS', async () => (await storeContents(cloud)).length >= 20, 15_000)
+    const stored = await storeContents(cloud)
+    assert.deepEqual(stored.map((r) => r.payload), Array.from({ length: 20 }, (_, i) => `m${i}`))
+  })
 })
 
 test('an edge that does not trust the certificate is refused by TLS and keeps its messages', async () => {
-  const cdir = await tempDir('bridge-wss-cloud2')
-  const edir = await tempDir('bridge-wss-edge2')
-  const cloud = await startTestCloud(cdir.path, ['--bridge-tls-cert', cert, '--bridge-tls-key', key])
-  const lines: string[] = []
-  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } })
-  let edge: Awaited<ReturnType<typeof startTestEdge>> | undefined
-  try {
-    edge = await startTestEdge(edir.path, ['--cloud-url', cloud.bridgeUrl, '--edge-id', 'edge-a', '--cloud-token', 'secret-a'], logger)
+  await withTlsCloud('untrusted', async (cloud, startEdge) => {
+    const lines: string[] = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } })
+    const edge = await startEdge(['--cloud-url', cloud.bridgeUrl, '--edge-id', 'edge-a', '--cloud-token', 'secret-a'], logger)
     const device = await mqttClient(edge.mqttPort)
     await device.publishAsync('devices/d1/telemetry', 'kept', { qos: 1 })
     device.end(true)
@@ -63,12 +69,7 @@ test('an edge that does not trust the certificate is refused by TLS and keeps it
     assert.notEqual(edge.bridge.status().state, 'ready')
     assert.equal((await storeContents(cloud)).length, 0)
     assert.ok(edge.bridge.status().lagMessages >= 1, 'the message waits at the edge')
-  } finally {
-    await edge?.close()
-    await cloud.close()
-    await edir.remove()
-    await cdir.remove()
-  }
+  })
 })
 
 test('an unreadable --cloud-ca is a config error naming the field (exit 2)', async () => {
