@@ -42,6 +42,10 @@ function checkConfig (config: EdgeConfig): void {
     if (config.mqtt.tlsCertFile === undefined) throw tributaryError('TRIB_ERR_CONFIG_INVALID', 'config field "mqtt.tlsCertFile": required when mqtt.tlsPort is set', { field: 'mqtt.tlsCertFile' })
     if (config.mqtt.tlsKeyFile === undefined) throw tributaryError('TRIB_ERR_CONFIG_INVALID', 'config field "mqtt.tlsKeyFile": required when mqtt.tlsPort is set', { field: 'mqtt.tlsKeyFile' })
   }
+  const { flushPolicy, flushIntervalMs, minFsyncGapMs } = config.commitlog
+  if (flushPolicy === 'interval' && minFsyncGapMs > flushIntervalMs) {
+    throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "commitlog.minFsyncGapMs": must be <= commitlog.flushIntervalMs (${flushIntervalMs} ms) with flush policy interval, the longest wait before an fsync it promises (got ${minFsyncGapMs})`, { field: 'commitlog.minFsyncGapMs' })
+  }
 }
 
 export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {

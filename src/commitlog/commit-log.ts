@@ -91,6 +91,11 @@ export class CommitLog {
 
   private tickScheduled = false
   private syncing = false
+  // minFsyncGapMs: when the last fsync round started (performance.now()), and the timer that
+  // starts the next one once the gap has passed.
+  private readonly minSyncGapMs: number
+  private lastSyncStartedAt = -Infinity
+  private gapTimer: NodeJS.Timeout | null = null
   private syncTarget = 0
   private syncActiveFd = -1
   private syncSealed: SealedFd[] = []
@@ -111,6 +116,7 @@ export class CommitLog {
 
   private readonly onTick = (): void => { this.tick() }
   private readonly syncNow = (): void => { this.maybeSync() }
+  private readonly onGapElapsed = (): void => { this.gapTimer = null; this.maybeSync() }
   private readonly nudgeNow = (): void => { this.nudgeReplicaWaiters() }
   private replicaFlushPending = false
   private readonly onReplicaFlushed = (): void => {
@@ -127,6 +133,7 @@ export class CommitLog {
     this.dir = opts.dir
     this.aheadBytes = opts.replicateAheadBytes ?? 0
     this.fdatasync = opts.fdatasync ?? fdatasync
+    this.minSyncGapMs = opts.minFsyncGapMs ?? 0
     // A buffer holds at least one maximum record plus an end-of-segment marker.
     this.writeBufferBytes = Math.max(WRITE_BUFFER_BYTES, opts.maxRecordBytes + SEGMENT_END_BYTES)
     this.topics = new TopicIndex(join(opts.dir, INDEX_DIR))
@@ -373,14 +380,30 @@ export class CommitLog {
     // timer tick adds latency (a fixed 5 ms tick made every ack wait up to 5 ms + fsync).
     // `flushIntervalMs` is the bound on that wait that the loss window is stated with; it is
     // enforced by the schedule as long as one fsync takes less (see README).
+    // With minFsyncGapMs the next round waits until that long after the last one started (a
+    // flush() or close does not wait). The timer re-checks: Node's timers count from the loop's
+    // cached clock and can fire early by the time the current turn had already run.
     const policy = this.opts.flushPolicy
-    if (policy !== 'none' || this.flushWaiters.length > 0 || this.state === 'closing') { this.startSync(); return }
+    const urgent = this.flushWaiters.length > 0 || this.state === 'closing'
+    if (policy !== 'none' || urgent) {
+      if (this.minSyncGapMs > 0 && !urgent) {
+        const wait = this.lastSyncStartedAt + this.minSyncGapMs - performance.now()
+        if (wait > 0) {
+          if (this.gapTimer === null) this.gapTimer = setTimeout(this.onGapElapsed, Math.ceil(wait))
+          return
+        }
+      }
+      this.startSync()
+      return
+    }
     // 'none': only sealed segments are synced in the background (then their fds are closed).
     if (this.pendingSealed.length > 0 || this.needDirSync) this.startSync()
   }
 
   private startSync (): void {
     this.syncing = true
+    this.lastSyncStartedAt = performance.now()
+    if (this.gapTimer !== null) { clearTimeout(this.gapTimer); this.gapTimer = null }
     this.syncTarget = this.writer.written
     this.syncActiveFd = this.activeFd
     this.syncSealed = this.pendingSealed
@@ -676,6 +699,7 @@ export class CommitLog {
     }
     // Fds are closed below: no fsync and no write may still be running on them.
     while (this.syncing || this.writer.busy) await new Promise((resolve) => setImmediate(resolve))
+    if (this.gapTimer !== null) { clearTimeout(this.gapTimer); this.gapTimer = null }
     if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer)
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer)
     const cleanClose = this.state !== 'failed' && this.durable === this.end
@@ -750,6 +774,9 @@ function validateOptions (opts: CommitLogOptions): void {
   if (opts.maxRecordBytes > 0xffff_ffff) bad('maxRecordBytes', 'must fit 32 bits')
   if (!Number.isSafeInteger(opts.segmentBytes) || opts.segmentBytes < opts.maxRecordBytes + SEGMENT_END_BYTES) bad('segmentBytes', 'must hold at least one maximum record plus the end-of-segment marker')
   if (!(opts.flushIntervalMs >= 0)) bad('flushIntervalMs', 'must be >= 0')
+  const gap = opts.minFsyncGapMs ?? 0
+  if (!(gap >= 0)) bad('minFsyncGapMs', 'must be >= 0')
+  if (opts.flushPolicy === 'interval' && gap > opts.flushIntervalMs) bad('minFsyncGapMs', `must be <= flushIntervalMs (${opts.flushIntervalMs} ms) with flush policy interval: that is the longest wait before an fsync it promises`)
   if (!['always', 'interval', 'none'].includes(opts.flushPolicy)) bad('flushPolicy', 'must be always, interval or none')
   if (!(opts.retentionBytes >= 0)) bad('retentionBytes', 'must be >= 0')
   if (!(opts.retentionMs >= 0)) bad('retentionMs', 'must be >= 0')
