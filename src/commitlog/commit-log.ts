@@ -167,7 +167,7 @@ export class CommitLog {
     }
   }
 
-  get startOffset (): number { return (this.segments[0] as Segment).base }
+  get startOffset (): number { return this.reader.startOffset }
   get endOffset (): number { return this.end }
   get durableOffset (): number { return this.durable }
   get writtenOffset (): number { return this.writer.written }

@@ -47,6 +47,8 @@ export class LogReader {
   private activeFd = -1
   // Read fds of sealed segments by base, oldest opened first (Map order: the LRU evicts the first).
   private readonly readFds = new Map<number, number>()
+  // readOne's frame probe, reused (a topic read calls readOne per record; nothing is kept across calls).
+  private readonly oneProbe = newProbe()
 
   // `segments`: CommitLog's list, in offset order, the last one the active segment.
   constructor (segments: Segment[], maxRecordBytes: number, topics: TopicIndex, host: LogReaderHost) {
@@ -243,7 +245,7 @@ export class LogReader {
     if (seg === null) return null
     const b = Buffer.allocUnsafe(frameBytes)
     const got = this.readAt(seg, offset, b, frameBytes)
-    if (probeFrame(b, 0, got, this.maxRecordBytes, newProbe()).check !== 'record') throw this.corrupt(seg, offset)
+    if (probeFrame(b, 0, got, this.maxRecordBytes, this.oneProbe).check !== 'record') throw this.corrupt(seg, offset)
     const d = decodeRecord(b, 0)
     return {
       offset, nextOffset: offset + frameBytes, timestampMs: d.timestampMs, topic: d.topic,

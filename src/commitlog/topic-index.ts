@@ -24,7 +24,13 @@ const REGISTRY = 'topics'
 // sockets keep the rest. A topic without an open fd costs an open + fstat + close at each
 // journal write-out (up to 2,048 appends), and most fleets have more topics than 64 (one or a
 // few per device).
-export const MAX_OPEN_INDEX_FDS = Math.min(1024, Math.max(64, Math.floor(softOpenFilesLimit() / 8)))
+// Read once, when the first index fd is opened (not at module load: processes that import the
+// commitlog without opening one, e.g. the CLI's other commands, read nothing).
+let maxOpenIndexFds = 0
+export function maxOpenIndexFileDescriptors (): number {
+  if (maxOpenIndexFds === 0) maxOpenIndexFds = Math.min(1024, Math.max(64, Math.floor(softOpenFilesLimit() / 8)))
+  return maxOpenIndexFds
+}
 
 // The soft RLIMIT_NOFILE from /proc/self/limits (Linux); 1,024 (the usual default) where that
 // file is missing or unreadable. Node has no API for it.
@@ -199,7 +205,7 @@ export class TopicIndex {
     }
     // counts[id] is now topic id's end slot; its start is the previous topic's end. Topics whose
     // index fd is open are written first, then the others: in plain id order, more active topics
-    // than MAX_OPEN_INDEX_FDS made the LRU miss on every one of them (a scan longer than the cache
+    // than maxOpenIndexFileDescriptors() made the LRU miss on every one of them (a scan longer than the cache
     // evicts each fd just before it is needed again): with 100 topics, 100 open + fstat + close
     // per writeOut, a third of the commitlog bench's append time. Now only the topics that
     // cannot all stay open are reopened.
@@ -281,7 +287,7 @@ export class TopicIndex {
       this.fds.set(id, fd)
       return fd
     }
-    if (this.fds.size >= MAX_OPEN_INDEX_FDS) {
+    if (this.fds.size >= maxOpenIndexFileDescriptors()) {
       const [oldId, oldFd] = this.fds.entries().next().value as [number, number]
       this.fds.delete(oldId)
       closeSync(oldFd)

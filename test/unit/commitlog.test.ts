@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { readdirSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { CommitLog, type CommitLogOptions, type FlushPolicy } from '../../src/commitlog/index.js'
-import { MAX_OPEN_INDEX_FDS } from '../../src/commitlog/topic-index.js'
+import { maxOpenIndexFileDescriptors } from '../../src/commitlog/topic-index.js'
 import { isTributaryError } from '../../src/errors/index.js'
 import { silentLogger } from '../../src/log/index.js'
 import { tempDir, waitFor } from '../helpers/net.js'
@@ -279,7 +279,7 @@ test('a failed write fails the pending callbacks with TRIB_ERR_LOG_IO and refuse
 })
 
 test('topic index with more active topics than open index files: every topic complete and in order, before and after reopen', async () => {
-  // 1,100 topics > the at most 1,024 index fds kept open (MAX_OPEN_INDEX_FDS), 12,000 records:
+  // 1,100 topics > the at most 1,024 index fds kept open (maxOpenIndexFileDescriptors()), 12,000 records:
   // several journal write-outs, each writing the topics with an open fd first and reopening the
   // rest (topic-index.ts writeOut).
   const tmp = await tempDir('cl')
@@ -287,7 +287,7 @@ test('topic index with more active topics than open index files: every topic com
     const opts = options(tmp.path, { segmentBytes: 256 * 1024 })
     const log = await CommitLog.open(opts)
     const topics = 1_100
-    assert.ok(topics > MAX_OPEN_INDEX_FDS)
+    assert.ok(topics > maxOpenIndexFileDescriptors())
     const expected: number[][] = Array.from({ length: topics }, () => [])
     for (let i = 0; i < 12_000; i++) {
       const t = (i * 37 + (i >> 7)) % topics
