@@ -22,7 +22,7 @@ export function benchCli (): string {
 }
 
 export type BrokerName = 'edge' | 'aedes' | 'mosquitto' | FloorName
-// Latency floors (node-floor.mjs): not brokers, the least a Node process can do in the latency cell.
+// Latency floors (node-floor.ts): not brokers, the least a Node process can do in the latency cell.
 export type FloorName = 'node-raw' | 'node-mqtt-packet'
 export const FLOORS: readonly FloorName[] = ['node-raw', 'node-mqtt-packet']
 export interface BrokerProc { name: BrokerName, url: string, pid: number, stop: () => Promise<void> }
@@ -84,8 +84,8 @@ export async function startBroker (name: BrokerName, extraConfig: string[] = [])
     return { name, url: m.url, pid: m.pid, stop: m.stop }
   }
   if (name === 'aedes') return await startNodeBroker(name, [join(root, 'test/bench/aedes-stock.mjs')])
-  if (name === 'node-raw') return await startNodeBroker(name, [join(root, 'test/bench/node-floor.mjs'), 'raw'])
-  if (name === 'node-mqtt-packet') return await startNodeBroker(name, [join(root, 'test/bench/node-floor.mjs'), 'mqtt-packet'])
+  if (name === 'node-raw') return await startNodeBroker(name, ['--import', 'tsx', join(root, 'test/bench/node-floor.ts'), 'raw'])
+  if (name === 'node-mqtt-packet') return await startNodeBroker(name, ['--import', 'tsx', join(root, 'test/bench/node-floor.ts'), 'mqtt-packet'])
   const dir = await tempDir('bench-edge')
   return await startNodeBroker(name, [benchCli(), 'edge', '--mqtt-port', '0', '--mqtt-host', '127.0.0.1', '--ws-port', '-1', '--http-port', '-1',
     '--data-dir', join(dir.path, 'data'), '--flush-policy', 'interval', '--max-connections', '20000', '--log-level', 'info',

@@ -11,7 +11,7 @@ import { FLOORS, MOSQUITTO_TUNING, cpuSeconds, rssBytes, simReport, startBroker,
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 // Subsets while iterating: BENCH_BROKERS=edge,aedes and BENCH_CELLS=idle (cells: q0, q1,
 // latency, fanout, idle, generator); the table shows n/a for what was not measured.
-// node-raw and node-mqtt-packet are latency floors (node-floor.mjs), measured in the latency cell only.
+// node-raw and node-mqtt-packet are latency floors (node-floor.ts), measured in the latency cell only.
 const BROKERS = (process.env.BENCH_BROKERS ?? `edge,aedes,mosquitto,${FLOORS.join(',')}`).split(',') as BrokerName[]
 const isFloor = (name: BrokerName): boolean => (FLOORS as readonly string[]).includes(name)
 const CELLS = new Set((process.env.BENCH_CELLS ?? 'q0,q1,latency,fanout,idle').split(','))
@@ -177,7 +177,7 @@ export async function run (): Promise<string> {
   return lines.join('\n')
 }
 
-// The latency cell again with the floors (node-floor.mjs) beside the edge and mosquitto, and how
+// The latency cell again with the floors (node-floor.ts) beside the edge and mosquitto, and how
 // often each one's p99 was at or below mosquitto's in the same round of the interleaved runs.
 function floorSection (results: Partial<Record<BrokerName, BrokerResult>>, floors: FloorName[]): string[] {
   const names: BrokerName[] = ['edge', 'mosquitto', ...floors]
@@ -198,7 +198,7 @@ function floorSection (results: Partial<Record<BrokerName, BrokerResult>>, floor
   return [
     '### Latency floor of a Node process',
     '',
-    'The latency cell (QoS 1, 5,000 msgs/s) with two floors beside the edge and mosquitto, in the same interleaved rounds: `test/bench/node-floor.mjs` forwards every PUBLISH to every subscriber and acks it at once, with no persistence, matching, sessions or limits. `node-raw` frames packets by hand; `node-mqtt-packet` parses with mqtt-packet, the parser aedes uses.',
+    'The latency cell (QoS 1, 5,000 msgs/s) with two floors beside the edge and mosquitto, in the same interleaved rounds: `test/bench/node-floor.ts` forwards every PUBLISH to every subscriber and acks it at once, with no persistence, matching, sessions or limits. `node-raw` frames packets by hand; `node-mqtt-packet` parses with mqtt-packet, the parser aedes uses, as patched by the edge (src/mqtt/limits.ts).',
     '',
     `| measure | ${names.join(' | ')} |`,
     `| --- |${names.map(() => ' --- |').join('')}`,

@@ -8,48 +8,50 @@
 // Two parsers (argv[2]):
 //   raw          frames packets by hand and forwards the incoming PUBLISH bytes with a new
 //                packet id: no object, no allocation beyond the copy per delivery;
-//   mqtt-packet  parses with mqtt-packet (the parser aedes uses, fixed by the design card) and
+//   mqtt-packet  parses with mqtt-packet (the parser aedes uses, fixed by the design card) with
+//                the edge's own patches to it (src/mqtt/limits.ts: allocation-free reads), and
 //                encodes by hand (like the edge's fast-encode), so only the parser differs.
 // Both write each packet at once (one write per packet, like mosquitto) with TCP_NODELAY.
-// Usage: node test/bench/node-floor.mjs raw|mqtt-packet [port]  -> {"event":"ready","mqttPort":N}
-import { createServer } from 'node:net'
-import mqttPacket from 'mqtt-packet'
+// Usage: node --import tsx test/bench/node-floor.ts raw|mqtt-packet [port]  -> {"event":"ready","mqttPort":N}
+import { createServer, type Socket } from 'node:net'
+import mqttPacket, { type Packet } from 'mqtt-packet'
+import { patchParserPrototype } from '../../src/mqtt/limits.js'
 
 const mode = process.argv[2]
 if (mode !== 'raw' && mode !== 'mqtt-packet') {
-  process.stderr.write('usage: node-floor.mjs raw|mqtt-packet [port]\n')
+  process.stderr.write('usage: node-floor.ts raw|mqtt-packet [port]\n')
   process.exit(2)
 }
 
 const CONNACK = Buffer.from([0x20, 2, 0, 0])
 const PINGRESP = Buffer.from([0xd0, 0])
-const subscribers = new Set()
+const subscribers = new Set<Socket>()
 let nextPacketId = 0
 
-function takePacketId () {
+function takePacketId (): number {
   nextPacketId = nextPacketId === 0xffff ? 1 : nextPacketId + 1
   return nextPacketId
 }
 
-function puback (id) { return Buffer.from([0x40, 2, id >> 8, id & 0xff]) }
+function puback (id: number): Buffer { return Buffer.from([0x40, 2, id >> 8, id & 0xff]) }
 
 // SUBACK granting what was asked (the bench subscribes with one filter).
-function suback (id, granted) { return Buffer.from([0x90, 2 + granted.length, id >> 8, id & 0xff, ...granted]) }
+function suback (id: number, granted: number[]): Buffer { return Buffer.from([0x90, 2 + granted.length, id >> 8, id & 0xff, ...granted]) }
 
-function subscribe (socket) {
+function subscribe (socket: Socket): void {
   subscribers.add(socket)
   socket.once('close', () => { subscribers.delete(socket) })
 }
 
 // raw: [type/flags][remaining length varint][variable header + payload]
-function rawConnection (socket) {
-  let rest = null
-  socket.on('data', (chunk) => {
+function rawConnection (socket: Socket): void {
+  let rest: Buffer | null = null
+  socket.on('data', (chunk: Buffer) => {
     const buf = rest === null ? chunk : Buffer.concat([rest, chunk])
     rest = null
     let at = 0
     while (at < buf.length) {
-      let length = 0; let multiplier = 1; let body = at + 1; let byte
+      let length = 0; let multiplier = 1; let body = at + 1; let byte: number
       do {
         if (body >= buf.length) { rest = buf.subarray(at); return }
         byte = buf[body++]
@@ -60,7 +62,7 @@ function rawConnection (socket) {
       const type = buf[at] >> 4
       if (type === 1) socket.write(CONNACK)
       else if (type === 8) {
-        const granted = []
+        const granted: number[] = []
         for (let i = body + 2; i < body + length;) { const n = buf.readUInt16BE(i); i += 2 + n; granted.push(Math.min(buf[i++], 1)) }
         subscribe(socket)
         socket.write(suback(buf.readUInt16BE(body), granted))
@@ -81,7 +83,7 @@ function rawConnection (socket) {
   })
 }
 
-function encodePublish (topic, payload, qos) {
+function encodePublish (topic: string, payload: Buffer, qos: number): Buffer {
   const topicBytes = Buffer.byteLength(topic)
   const remaining = 2 + topicBytes + (qos > 0 ? 2 : 0) + payload.length
   const lengthBytes = remaining < 128 ? 1 : remaining < 16384 ? 2 : 3
@@ -96,26 +98,28 @@ function encodePublish (topic, payload, qos) {
   return out
 }
 
-function mqttPacketConnection (socket) {
+function mqttPacketConnection (socket: Socket): void {
   const parser = mqttPacket.parser()
-  parser.on('packet', (packet) => {
+  parser.on('packet', (packet: Packet) => {
     switch (packet.cmd) {
       case 'connect': socket.write(CONNACK); break
       case 'subscribe':
         subscribe(socket)
-        socket.write(suback(packet.messageId, packet.subscriptions.map((s) => Math.min(s.qos, 1))))
+        socket.write(suback(packet.messageId ?? 0, packet.subscriptions.map((sub) => Math.min(sub.qos, 1))))
         break
       case 'publish':
-        for (const s of subscribers) s.write(encodePublish(packet.topic, packet.payload, Math.min(packet.qos, 1)))
-        if (packet.qos === 1) socket.write(puback(packet.messageId))
+        for (const s of subscribers) s.write(encodePublish(packet.topic, packet.payload as Buffer, Math.min(packet.qos, 1)))
+        if (packet.qos === 1) socket.write(puback(packet.messageId as number))
         break
       case 'pingreq': socket.write(PINGRESP); break
       case 'disconnect': socket.end(); break
     }
   })
   parser.on('error', () => { socket.destroy() })
-  socket.on('data', (chunk) => { parser.parse(chunk) })
+  socket.on('data', (chunk: Buffer) => { parser.parse(chunk) })
 }
+
+if (mode === 'mqtt-packet') patchParserPrototype()
 
 const server = createServer((socket) => {
   socket.setNoDelay(true)
@@ -124,6 +128,7 @@ const server = createServer((socket) => {
   else mqttPacketConnection(socket)
 })
 server.listen(Number(process.argv[3] ?? 0), '127.0.0.1', () => {
-  process.stdout.write(JSON.stringify({ event: 'ready', mqttPort: server.address().port, pid: process.pid }) + '\n')
+  const address = server.address()
+  process.stdout.write(JSON.stringify({ event: 'ready', mqttPort: typeof address === 'object' && address !== null ? address.port : 0, pid: process.pid }) + '\n')
 })
 process.on('SIGTERM', () => { server.close(); process.exit(0) })
