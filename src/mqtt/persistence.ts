@@ -11,6 +11,10 @@
 //     promises resolve in call order and aedes' dedupe() drops nothing (DESIGN.md §4). Their
 //     MetaStore writes go through one ordered write queue (write-queue.ts). Methods whose result a
 //     client sees as an ack (SUBACK, CONNACK, PUBREC, PUBCOMP) wait for their commit.
+//   - Exception on the delivery path: an outgoing QoS 2 PUBLISH or PUBREL of a log-backed message
+//     waits for its o2: key to commit (outgoing-qos2.ts), so a crash cannot make the broker resend
+//     it under a new packet identifier. QoS 2 promises still resolve in call order among
+//     themselves (one ordered queue); QoS 1 ones do not wait for them.
 import { Readable } from 'node:stream'
 import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
 import type { Logger } from '../log/index.js'
@@ -23,6 +27,7 @@ import { replaySession, type ReplayContext } from './persistence/replay.js'
 import { QueuedPacket, Session, type CopyEntry, type SubRecord } from './persistence/session.js'
 import { topicMatches } from './persistence/topic-match.js'
 import { OrderedMetaWriter } from './persistence/write-queue.js'
+import { completeOutgoingQos2, pushAllOutgoingQos2, pushPassedDoneKeys, putOutgoingQos2, restoreOutgoingQos2 } from './persistence/outgoing-qos2.js'
 
 export type { SessionLog } from './persistence/log-port.js'
 
@@ -153,6 +158,9 @@ export class LogPersistence {
       this.incomingOf(clientId).set(Number(id), packet)
     }
     await this.clampBeyondEnd(end)
+    // After the cursors (and their clamp): deliveries below a cursor are done.
+    const qos2 = await restoreOutgoingQos2(this.meta, this.sessions, end, this.logger)
+    if (qos2.stale.length > 0) await this.writer.writeAndWait(qos2.stale)
     for (const session of this.sessions.values()) {
       // What was appended after the cursor is not known record by record after a restart: all of
       // it is pending until a replay has looked at it.
@@ -163,7 +171,7 @@ export class LogPersistence {
       this.log.setReader(readerName(session.clientId), session.cursor)
     }
     this.lastEndSeen = end
-    this.logger.debug({ sessions: this.sessions.size, retained: this.retained.size, wills: this.wills.size }, 'persistence loaded')
+    this.logger.debug({ sessions: this.sessions.size, retained: this.retained.size, wills: this.wills.size, outgoingQos2: qos2.restored, outgoingQos2Dropped: qos2.stale.length }, 'persistence loaded')
   }
 
   // A cursor or a subscription start past the end of the recovered log: the crash cut a tail that
@@ -243,6 +251,7 @@ export class LogPersistence {
     session.subsChanged()
     if (session.persistedCursor !== session.cursor || !this.hasPersistedCursor(session)) {
       ops.push(this.cursorOp(session))
+      pushPassedDoneKeys(session, ops)
     }
     await this.writer.writeAndWait(ops)
     this.log.setReader(readerName(client.id), session.persistedCursor)
@@ -296,6 +305,7 @@ export class LogPersistence {
     }
     if (session.hasSubscriptions) this.clientsCount--
     for (const copy of session.copies) ops.push({ type: 'del', key: outgoingKey(client.id, copy.seq) })
+    pushAllOutgoingQos2(session, ops)
     ops.push({ type: 'del', key: cursorKey(client.id) })
     session.replayToken = null
     this.sessions.delete(client.id)
@@ -349,6 +359,9 @@ export class LogPersistence {
       if (entry !== undefined) {
         entry.pubrel = true
         entry.packet = packet
+        // Durable before aedes writes the PUBREL: after a crash the PUBREL is resent, never the
+        // PUBLISH (which the subscriber would take as a new message) [MQTT-4.4.0-1].
+        if (!entry.acked) await this.writer.writeAndWait([putOutgoingQos2(client.id, entry)])
         return
       }
     } else {
@@ -361,7 +374,13 @@ export class LogPersistence {
           entry = session.track(position, packetQos)
           if (session.recompute()) this.cursorMoved(session)
         }
-        if (!entry.acked) session.assign(entry, messageId, packet, client)
+        if (!entry.acked) {
+          session.assign(entry, messageId, packet, client)
+          // QoS 2: the packet identifier is durable before aedes writes the PUBLISH, so a restart
+          // resends it with the same identifier and DUP 1 [MQTT-4.4.0-1]. QoS 1 writes nothing
+          // (a resent QoS 1 duplicate is allowed) and resolves without I/O.
+          if (packet.qos === 2) await this.writer.writeAndWait([putOutgoingQos2(client.id, entry)])
+        }
         return
       }
     }
@@ -399,6 +418,9 @@ export class LogPersistence {
       const entry = session.byMessageId.get(messageId)
       if (entry !== undefined) {
         const acked = entry.packet ?? undefined
+        // Write-behind: if lost, a restart resends the PUBREL (harmless). The key goes with the
+        // cursor write that passes the record (outgoing-qos2.ts).
+        if (entry.stored) this.writer.write([completeOutgoingQos2(session, entry)])
         if (session.ack(entry)) this.cursorMoved(session)
         return acked
       }
@@ -407,8 +429,10 @@ export class LogPersistence {
       const position = logPositionOf(packet?.payload)
       if (position !== undefined) {
         const entry = session.entries.get(position.offset)
-        if (entry !== undefined && session.ack(entry)) this.cursorMoved(session)
-        return entry?.packet ?? undefined
+        if (entry === undefined) return undefined
+        if (entry.stored && !entry.acked) this.writer.write([completeOutgoingQos2(session, entry)])
+        if (session.ack(entry)) this.cursorMoved(session)
+        return entry.packet ?? undefined
       }
     }
     const copies = session.copies
@@ -581,6 +605,7 @@ export class LogPersistence {
       if (target < session.cursor) (held ??= []).push(session)
       if (target === session.persistedCursor && this.hasPersistedCursor(session)) continue
       ops.push(this.cursorOp(session, limit))
+      pushPassedDoneKeys(session, ops)
       moved.push([session.clientId, session.persistedCursor])
     }
     this.dirty.clear()

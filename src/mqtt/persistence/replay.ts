@@ -39,6 +39,7 @@ export async function * replaySession (ctx: ReplayContext, session: Session, con
           ctx.logger.warn({ clientId: session.clientId, from: pos, to: batch.nextOffset }, 'persistent session lost queued messages to log retention')
           truncatedWarned = true
         }
+        session.forgetBelow(batch.nextOffset)
         pos = batch.nextOffset
         continue
       }

@@ -30,6 +30,9 @@ export class Entry {
   packet: object | null = null
   pubrel = false
   acked = false
+  // An o2: key (keys.ts, outgoing-qos2.ts) was queued for this entry: a QoS 2 delivery whose
+  // packet identifier and PUBREL state must survive a crash [MQTT-4.4.0-1].
+  stored = false
   // The aedes Client object (a connection) that was sent this record; a replay for the same
   // connection skips it, one for a new connection resends it [MQTT-4.4.0-1].
   deliveredTo: object | null = null
@@ -98,6 +101,10 @@ export class Session {
   private order: Entry[] = []
   private head = 0
   copies: CopyEntry[] = []
+  // Offsets of completed QoS 2 deliveries whose o2: key is kept (as completed) until the persisted
+  // cursor has passed them: until then a restart replays from below them and must skip them.
+  // Grows like `entries` behind an unacknowledged head (a slow subscriber).
+  doneKeys: number[] = []
   // Matching cache: consecutive log records often share a topic.
   private lastTopic = ''
   private lastOffsetSince = -1
@@ -171,7 +178,7 @@ export class Session {
     return entry
   }
 
-  assign (entry: Entry, messageId: number, packet: object, connection: object | null): void {
+  assign (entry: Entry, messageId: number, packet: object | null, connection: object | null): void {
     if (entry.messageId !== NO_ID && entry.messageId !== messageId && this.byMessageId.get(entry.messageId) === entry) {
       this.byMessageId.delete(entry.messageId)
     }
@@ -181,13 +188,64 @@ export class Session {
     this.byMessageId.set(messageId, entry)
   }
 
+  // An outgoing QoS 2 delivery read at start-up (an o2: key at or above the cursor). In flight:
+  // tracked as sent on no connection, so the next replay resends it with the same packet
+  // identifier and DUP 1, or as PUBREL [MQTT-4.4.0-1]; the cursor stays at or below it.
+  // Completed: tracked as acked, so the replay (which starts below it) skips it.
+  restore (position: LogPosition, messageId: number, pubrel: boolean, completed: boolean): void {
+    const entry = this.entries.get(position.offset) ?? this.track(position, 2)
+    entry.qos = 2
+    entry.stored = true
+    if (completed) {
+      entry.acked = true
+      this.doneKeys.push(entry.offset)
+      return
+    }
+    this.assign(entry, messageId, null, null)
+    entry.pubrel = pubrel
+  }
+
+  // Retention deleted the records below `offset` (a replay found them truncated): entries there can
+  // never be resent or completed; counted as done so they stop holding the cursor (their o2: keys
+  // go with the cursor write that passes them).
+  forgetBelow (offset: number): void {
+    const order = this.order
+    for (let i = this.head; i < order.length && order[i].offset < offset; i++) {
+      const entry = order[i]
+      if (entry.acked) continue
+      entry.acked = true
+      if (entry.messageId !== NO_ID && this.byMessageId.get(entry.messageId) === entry) this.byMessageId.delete(entry.messageId)
+      if (entry.stored) this.doneKeys.push(entry.offset)
+    }
+  }
+
+  // Removes the completed keys the persisted cursor has passed; returns their offsets.
+  takePassedDoneKeys (persistedCursor: number): number[] | null {
+    let passed: number[] | null = null
+    let kept: number[] | null = null
+    for (const offset of this.doneKeys) {
+      if (offset < persistedCursor) (passed ??= []).push(offset)
+      else (kept ??= []).push(offset)
+    }
+    if (passed !== null) this.doneKeys = kept ?? []
+    return passed
+  }
+
   // PUBACK / PUBCOMP (or aedes deciding not to deliver). Returns true when the cursor changed.
   ack (entry: Entry): boolean {
     if (entry.acked) return false
     entry.acked = true
     if (entry.messageId !== NO_ID && this.byMessageId.get(entry.messageId) === entry) this.byMessageId.delete(entry.messageId)
+    return this.recompute()
+  }
+
+  // Forgets acked entries at the head, but only below what a replay may still read (untrackedMin,
+  // replayFloor): a replay that reads an acked record must find it tracked as acked, or it would
+  // send it again (a QoS 2 duplicate; e.g. a completed delivery restored at start-up).
+  private dropAckedHead (): void {
+    const floor = this.untrackedMin < this.replayFloor ? this.untrackedMin : this.replayFloor
     const order = this.order
-    while (this.head < order.length && order[this.head].acked) {
+    while (this.head < order.length && order[this.head].acked && order[this.head].offset < floor) {
       this.entries.delete(order[this.head].offset)
       this.head++
     }
@@ -196,10 +254,10 @@ export class Session {
       this.order = order.slice(this.head)
       this.head = 0
     }
-    return this.recompute()
   }
 
   recompute (): boolean {
+    this.dropAckedHead()
     let c = this.high
     if (this.head < this.order.length && this.order[this.head].offset < c) c = this.order[this.head].offset
     if (this.untrackedMin < c) c = this.untrackedMin
@@ -220,6 +278,7 @@ export class Session {
     this.byMessageId.clear()
     this.order = []
     this.head = 0
+    this.doneKeys = []
   }
 
   get trackedCount (): number { return this.order.length - this.head }
