@@ -35,7 +35,7 @@ import type {
   ReadLimits, RecoveryReport, RetentionDrop, RetentionReport
 } from './types.js'
 
-// Periodic checkpoint (writes index journal + active time index, then the checkpoint): bounds
+// Periodic checkpoint (writes the active time index, then the checkpoint): bounds
 // how much of the log recovery must rescan after a crash.
 const CHECKPOINT_INTERVAL_MS = 5_000
 // Retention check period when no roll triggers it.
@@ -659,13 +659,15 @@ export class CommitLog {
     }
   }
 
-  // Index journal and active time index to files, then the checkpoint. Indexes are not fsynced
-  // (derived data); the checkpoint only claims what is durable.
+  // Active time index to its file, then the checkpoint; at close (sync) every topic index tail
+  // too. Indexes are not fsynced (derived data); the checkpoint only claims what is durable, and
+  // indexedOffset stops at the oldest topic index entry not in its file yet (topic-index.ts:
+  // tails are written a few per append, not all at each checkpoint).
   private checkpoint (sync: boolean): void {
     // Written out first so the saved time index covers no more than the file holds.
     this.drainWrites()
-    this.topics.writeOut()
-    const indexed = this.writer.written
+    if (sync) this.topics.writeOut()
+    const indexed = Math.min(this.writer.written, this.topics.firstPendingOffset)
     this.active.time.coveredEnd = Math.max(this.active.time.coveredEnd, this.active.base)
     this.active.time.save(join(this.dir, timeIndexName(this.active.base)))
     writeCheckpoint(join(this.dir, CHECKPOINT_FILE), {

@@ -5,11 +5,14 @@
 //                     position in this file
 //   index/<id>.tidx   entries: logOffset u64 LE | frameBytes u32 LE | timestamp u64 LE  (20 B)
 //
-// Index files are derived data: appends go to an in-memory journal (no syscall per append),
-// written out in one pass per topic when the journal fills, before a lookup, at checkpoints and
-// at close. They are never fsynced on the hot path; recovery rebuilds them from the log from the
-// checkpoint's indexedOffset on. With 10,000+ topics (one per device) we keep only a bounded
-// cache of open file descriptors.
+// Index files are derived data: appends go to a small in-memory tail per topic (no syscall per
+// append) and reach the topic's file in one write of many entries: when the tail holds
+// TAIL_WRITE_ENTRIES, when its oldest entry is older than MAX_TAIL_AGE_MS (a few topics per
+// append, oldest first, so no write-out of every topic at once stalls the event loop), when all
+// tails together hold MAX_PENDING_ENTRIES, before a lookup of that topic, and at close. They are
+// never fsynced on the hot path; checkpoints record the log offset below which every entry is in
+// its file (`firstPendingOffset`), and recovery rebuilds them from the log from there on. With
+// 10,000+ topics (one per device) we keep only a bounded cache of open file descriptors.
 import {
   closeSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync,
   statSync, writeSync, appendFileSync, existsSync, constants
@@ -21,9 +24,8 @@ export const TOPIC_ENTRY_BYTES = 20
 const REGISTRY = 'topics'
 // Open index fds kept at once: an eighth of the process's soft limit on open files, between 64
 // and 1,024 (the default ulimit of 1,024 gives 128; the systemd units' 65,536 give 1,024), so
-// sockets keep the rest. A topic without an open fd costs an open + fstat + close at each
-// journal write-out (up to 2,048 appends), and most fleets have more topics than 64 (one or a
-// few per device).
+// sockets keep the rest. A topic without an open fd costs an open + fstat + close at each write
+// of its tail, and most fleets have more topics than 64 (one or a few per device).
 // Read once, when the first index fd is opened (not at module load: processes that import the
 // commitlog without opening one, e.g. the CLI's other commands, read nothing).
 let maxOpenIndexFds = 0
@@ -43,22 +45,39 @@ function softOpenFilesLimit (): number {
     return 1024
   }
 }
-// Journal entries held before they are written out (page cache, no fsync; the 5 s checkpoint
-// writes out the rest). Small on purpose: a writeOut runs on the event loop, and one of a
-// checkpoint's worth (25,000 entries at 5,000 msgs/s) took 6 to 9 ms, run too rarely to leave
-// V8's interpreter; that stall alone delayed dozens of messages by several ms (edge QoS 1 p99).
-// Batches of 2,048 keep the loop compiled and a call well under a millisecond with few topics
-// (one write per topic per batch; with one topic per message it is one write per entry anyway).
-const MAX_JOURNAL_ENTRIES = 2_048
+// A topic's tail is written once it holds this many entries (1,280 B): a busy topic costs one
+// write per 64 appends. (Before: one shared journal of 2,048 entries written out whole, one write
+// per topic in it: with one topic per device, nearly one write, often with an open and a close,
+// per append, and a stall of tens of ms per write-out; 80k appends/s with 10,000 topics.)
+const TAIL_WRITE_ENTRIES = 64
+// A tail's oldest entry waits at most about this long (record time) before it is written: bounds
+// how far a checkpoint's indexedOffset trails the log, i.e. what recovery rescans.
+const MAX_TAIL_AGE_MS = 2_000
+// All tails together (memory bound, ~1.3 MB of entries): past this, each append writes oldest
+// tails until it is back under it.
+const MAX_PENDING_ENTRIES = 65_536
+// Tails written per append by the age and memory rules, at most: keeps each append's share of
+// the work small (no write-out of every topic at once) while outpacing how fast tails turn old
+// (each written tail held at least one entry, and each append adds one).
+const WRITES_PER_APPEND = 4
+const INITIAL_TAIL_ENTRIES = 4
 
 export class TopicState {
   readonly id: number
   readonly name: string
   readonly bytes: Buffer
-  // Entries in total (file + journal): the next record's topic offset.
+  // Entries in total (file + tail): the next record's topic offset.
   count: number
   // Entries already in the file.
   onDisk: number
+  // Entries [onDisk, count) encoded, not yet in the file (grows by doubling up to
+  // TAIL_WRITE_ENTRIES entries).
+  tail: Buffer | null = null
+  // Log offset and record time of the first tail entry (when count > onDisk).
+  tailFirstOffset = 0
+  tailFirstTs = 0
+  // Which entry of the oldest-first queue is this topic's current one (older ones are stale).
+  queuedSeq = 0
 
   constructor (id: number, name: string, bytes: Buffer, onDisk: number) {
     this.id = id
@@ -81,20 +100,15 @@ export class TopicIndex {
   private readonly byId: TopicState[] = []
   private readonly fds = new Map<number, number>() // id -> fd, insertion order = LRU order
   private registryPending: Buffer[] = []
-  // Journal of entries not yet in their files (preallocated parallel typed arrays, ~50 KB:
-  // no object and no allocation per entry).
-  private readonly jTopic = new Uint32Array(MAX_JOURNAL_ENTRIES)
-  private readonly jOffset = new Float64Array(MAX_JOURNAL_ENTRIES)
-  private readonly jSize = new Uint32Array(MAX_JOURNAL_ENTRIES)
-  private readonly jTs = new Float64Array(MAX_JOURNAL_ENTRIES)
-  private jLen = 0
+  // Topics with a tail, oldest first entry first (appends come in log order, so a topic joins at
+  // the end when its tail starts). Parallel arrays with a head index; an entry whose seq is not
+  // its topic's queuedSeq, or whose topic has no tail any more, is stale and skipped.
+  private queueTopic: TopicState[] = []
+  private queueSeq: number[] = []
+  private queueHead = 0
+  private nextSeq = 1
+  private pending = 0
   private readonly entryBuf = Buffer.alloc(TOPIC_ENTRY_BYTES)
-  // writeOut's scratch: per-topic slot counters and the encoded journal (40 KB, reused).
-  private counts = new Uint32Array(1024)
-  // writeOut's scratch: which topics were written in its first pass (fd already open); sized
-  // with `counts`.
-  private writtenScratch = new Uint8Array(1024)
-  private readonly outBuf = Buffer.allocUnsafe(MAX_JOURNAL_ENTRIES * TOPIC_ENTRY_BYTES)
 
   constructor (dir: string) {
     this.dir = dir
@@ -136,7 +150,8 @@ export class TopicIndex {
     this.byName.clear()
     this.byId.length = 0
     this.registryPending = []
-    this.clearJournal()
+    this.clearQueue()
+    this.pending = 0
   }
 
   get topicCount (): number { return this.byId.length }
@@ -158,84 +173,111 @@ export class TopicIndex {
     return t
   }
 
-  // Hot path: one array push per field, no syscall.
+  // Hot path: the entry goes into the topic's tail; a write only when a rule above says so.
   add (t: TopicState, logOffset: number, frameBytes: number, timestampMs: number): number {
-    const j = this.jLen++
-    this.jTopic[j] = t.id
-    this.jOffset[j] = logOffset
-    this.jSize[j] = frameBytes
-    this.jTs[j] = timestampMs
-    if (this.jLen === MAX_JOURNAL_ENTRIES) this.writeOut()
-    return t.count++
+    const n = t.count - t.onDisk
+    let tail = t.tail
+    if (n === 0) {
+      t.tailFirstOffset = logOffset
+      t.tailFirstTs = timestampMs
+      t.queuedSeq = this.nextSeq++
+      this.queueTopic.push(t)
+      this.queueSeq.push(t.queuedSeq)
+    }
+    if (tail === null || (n + 1) * TOPIC_ENTRY_BYTES > tail.length) {
+      const grown = Buffer.allocUnsafe(Math.max(INITIAL_TAIL_ENTRIES, 2 * n) * TOPIC_ENTRY_BYTES)
+      if (tail !== null) tail.copy(grown, 0, 0, n * TOPIC_ENTRY_BYTES)
+      tail = grown
+      t.tail = grown
+    }
+    const at = n * TOPIC_ENTRY_BYTES
+    writeU48(tail, logOffset, at)
+    putU32(tail, at + 8, frameBytes)
+    writeU48(tail, timestampMs, at + 12)
+    this.pending++
+    const topicOffset = t.count++
+    if (n + 1 === TAIL_WRITE_ENTRIES) this.writeTail(t)
+    if (this.pending > MAX_PENDING_ENTRIES) this.writeOldest(MAX_PENDING_ENTRIES, Infinity, WRITES_PER_APPEND)
+    else this.writeOldest(0, timestampMs - MAX_TAIL_AGE_MS, WRITES_PER_APPEND)
+    return topicOffset
   }
 
-  get pendingEntries (): number { return this.jLen }
+  get pendingEntries (): number { return this.pending }
 
-  // Writes the registry additions and the journal to the files (page cache; no fsync).
+  // Log offset below which every entry is in its file (Infinity: nothing pending). A checkpoint's
+  // indexedOffset may not pass it.
+  get firstPendingOffset (): number {
+    const t = this.oldestQueued()
+    return t === undefined ? Infinity : t.tailFirstOffset
+  }
+
+  // Writes every tail and the registry additions to the files (page cache; no fsync).
   writeOut (): void {
-    if (this.registryPending.length > 0) {
-      appendFileSync(join(this.dir, REGISTRY), Buffer.concat(this.registryPending))
-      this.registryPending = []
-    }
-    const n = this.jLen
-    if (n === 0) return
-    // Group the journal by topic with a counting sort into one preallocated buffer (no Map, no
-    // array per topic): count entries per topic, turn the counts into each topic's start in
-    // `out`, encode every entry at its topic's next slot, then one write per topic.
-    const topics = this.byId.length
-    if (this.counts.length < topics + 1) {
-      this.counts = new Uint32Array(Math.max(topics + 1, 2 * this.counts.length))
-      this.writtenScratch = new Uint8Array(this.counts.length)
-    }
-    const counts = this.counts
-    counts.fill(0, 0, topics + 1)
-    const jTopic = this.jTopic
-    for (let i = 0; i < n; i++) counts[(jTopic[i] as number) + 1]++
-    for (let id = 0; id < topics; id++) counts[id + 1] = (counts[id + 1] as number) + (counts[id] as number)
-    // counts[id] is now topic id's first slot; it advances while encoding, ending at the next
-    // topic's first slot.
-    const out = this.outBuf
-    for (let i = 0; i < n; i++) {
-      const id = jTopic[i] as number
-      const at = (counts[id] as number) * TOPIC_ENTRY_BYTES
-      counts[id] = (counts[id] as number) + 1
-      writeU48(out, this.jOffset[i] as number, at)
-      putU32(out, at + 8, this.jSize[i] as number)
-      writeU48(out, this.jTs[i] as number, at + 12)
-    }
-    // counts[id] is now topic id's end slot; its start is the previous topic's end. Topics whose
-    // index fd is open are written first, then the others: in plain id order, more active topics
-    // than maxOpenIndexFileDescriptors() made the LRU miss on every one of them (a scan longer than the cache
-    // evicts each fd just before it is needed again): with 100 topics, 100 open + fstat + close
-    // per writeOut, a third of the commitlog bench's append time. Now only the topics that
-    // cannot all stay open are reopened.
-    const written = this.writtenScratch
-    written.fill(0, 0, topics)
-    for (let id = 0; id < topics; id++) {
-      if (this.fds.has(id)) { this.writeTopicSlots(id, out); written[id] = 1 }
-    }
-    for (let id = 0; id < topics; id++) {
-      if (written[id] === 0) this.writeTopicSlots(id, out)
-    }
-    this.clearJournal()
+    this.writeRegistry()
+    this.writeOldest(0, Infinity, Infinity)
   }
 
-  // Writes topic `id`'s slots of the grouped journal `out` (see writeOut) at the end of its file.
-  private writeTopicSlots (id: number, out: Buffer): void {
-    const from = id === 0 ? 0 : this.counts[id - 1] as number
-    const to = this.counts[id] as number
-    if (to === from) return
-    const t = this.byId[id] as TopicState
-    const fd = this.fd(id)
-    const end = to * TOPIC_ENTRY_BYTES
-    let done = from * TOPIC_ENTRY_BYTES
-    const filePos = t.onDisk * TOPIC_ENTRY_BYTES - done
-    while (done < end) done += writeSync(fd, out, done, end - done, filePos + done)
-    t.onDisk += to - from
+  // Writes the oldest tails (by first entry) while more than `keepPending` entries are pending
+  // and the oldest tail's first entry is at or before `olderThanTs`, at most `maxTopics` of them.
+  private writeOldest (keepPending: number, olderThanTs: number, maxTopics: number): void {
+    let written = 0
+    while (written < maxTopics && this.pending > keepPending) {
+      const t = this.oldestQueued()
+      if (t === undefined || t.tailFirstTs > olderThanTs) break
+      this.writeTail(t)
+      written++
+    }
+  }
+
+  // The topic of the oldest live queue entry, dropping stale ones from the head.
+  private oldestQueued (): TopicState | undefined {
+    const topics = this.queueTopic
+    const seqs = this.queueSeq
+    let h = this.queueHead
+    while (h < topics.length) {
+      const t = topics[h] as TopicState
+      if (t.count > t.onDisk && t.queuedSeq === seqs[h]) break
+      h++
+    }
+    this.queueHead = h
+    if (h === topics.length) { this.clearQueue(); return undefined }
+    // Compact now and then so the arrays do not grow without bound.
+    if (h > 4096 && h * 2 > topics.length) {
+      this.queueTopic = topics.slice(h)
+      this.queueSeq = seqs.slice(h)
+      this.queueHead = 0
+    }
+    return topics[this.queueHead]
+  }
+
+  // One write of topic t's tail at the end of its file (the registry first, so a topic's file
+  // never exists for an id the registry does not have yet).
+  private writeTail (t: TopicState): void {
+    const n = t.count - t.onDisk
+    if (n === 0) return
+    this.writeRegistry()
+    const tail = t.tail as Buffer
+    const fd = this.fd(t.id)
+    const end = n * TOPIC_ENTRY_BYTES
+    const filePos = t.onDisk * TOPIC_ENTRY_BYTES
+    let done = 0
+    while (done < end) done += writeSync(fd, tail, done, end - done, filePos + done)
+    t.onDisk = t.count
+    this.pending -= n
+  }
+
+  // New topics' files are created (empty) before their names reach the registry: load() takes a
+  // registered topic without a file for a damaged index (full rebuild), and a new topic's tail
+  // may reach its file long after another topic's write carried the registry out.
+  private writeRegistry (): void {
+    if (this.registryPending.length === 0) return
+    for (let id = this.byId.length - this.registryPending.length; id < this.byId.length; id++) this.fd(id)
+    appendFileSync(join(this.dir, REGISTRY), Buffer.concat(this.registryPending))
+    this.registryPending = []
   }
 
   entry (t: TopicState, i: number, out: TopicEntry): TopicEntry {
-    if (i >= t.onDisk) this.writeOut()
+    if (i >= t.onDisk) this.writeTail(t)
     const fd = this.fd(t.id)
     readSync(fd, this.entryBuf, 0, TOPIC_ENTRY_BYTES, i * TOPIC_ENTRY_BYTES)
     out.logOffset = readU48(this.entryBuf, 0)
@@ -246,7 +288,7 @@ export class TopicIndex {
 
   // Entries [from, from + n) as a buffer of 20-byte entries.
   entries (t: TopicState, from: number, n: number): Buffer {
-    if (from + n > t.onDisk) this.writeOut()
+    if (from + n > t.onDisk) this.writeTail(t)
     const buf = Buffer.allocUnsafe(n * TOPIC_ENTRY_BYTES)
     const got = readSync(this.fd(t.id), buf, 0, buf.length, from * TOPIC_ENTRY_BYTES)
     return buf.subarray(0, got - (got % TOPIC_ENTRY_BYTES))
@@ -304,8 +346,10 @@ export class TopicIndex {
     return join(this.dir, `${id}.tidx`)
   }
 
-  private clearJournal (): void {
-    this.jLen = 0
+  private clearQueue (): void {
+    this.queueTopic = []
+    this.queueSeq = []
+    this.queueHead = 0
   }
 
   closeFds (): void {
