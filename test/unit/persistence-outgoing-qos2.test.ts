@@ -4,11 +4,15 @@
 // real broker process is in test/fault/edge-qos2-crash.test.ts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { CommitLog } from '../../src/commitlog/index.js'
 import { MemoryMetaStore } from '../../src/meta/memory.js'
 import { silentLogger } from '../../src/log/index.js'
+import { createPersistence } from '../../src/mqtt/persistence.js'
 import { Session } from '../../src/mqtt/persistence/session.js'
-import { decodeOutgoingQos2, encodeOutgoingQos2, outgoingQos2Key, QOS2_COMPLETED, QOS2_PUBLISHED, QOS2_RELEASED } from '../../src/mqtt/persistence/keys.js'
+import { decodeOutgoingQos2, encodeOutgoingQos2, outgoingQos2Key, PREFIX, QOS2_COMPLETED, QOS2_PUBLISHED, QOS2_RELEASED } from '../../src/mqtt/persistence/keys.js'
 import { restoreOutgoingQos2 } from '../../src/mqtt/persistence/outgoing-qos2.js'
+import { rememberLogPosition } from '../../src/mqtt/record-offsets.js'
+import { tempDir } from '../helpers/net.js'
 
 const pos = (offset: number): { offset: number, nextOffset: number } => ({ offset, nextOffset: offset + 10 })
 
@@ -91,4 +95,77 @@ test('a restored delivery whose record retention deleted stops holding the curso
   assert.equal(s.cursor, 150, 'held by the next delivery in flight only')
   assert.equal(s.byMessageId.has(2), false)
   assert.deepEqual(s.doneKeys, [100], 'its key goes with the cursor write that passes it')
+})
+
+// The adapter in process, over a real commitlog and the memory MetaStore: what is in the MetaStore
+// at the moment each outgoingUpdate promise resolves (aedes writes the packet then).
+test('outgoingUpdate: a QoS 2 PUBLISH/PUBREL resolves once its o2: key is committed, in call order; QoS 1 writes nothing and does not wait; keys go with the cursor or a clean session', async () => {
+  const dir = await tempDir('outgoing-qos2')
+  const log = await CommitLog.open({ dir: dir.path, segmentBytes: 1024 * 1024, flushPolicy: 'always', flushIntervalMs: 5, maxRecordBytes: 65536, retentionBytes: 0, retentionMs: 0, log: silentLogger() })
+  const meta = new MemoryMetaStore()
+  const persistence = createPersistence({ log, meta, logger: silentLogger(), cursorFlushMs: 5 })
+  const client = { id: 'sub' }
+  const o2 = async (): Promise<Array<[number, number, number]>> => {
+    const out: Array<[number, number, number]> = []
+    for await (const [key, value] of meta.scan(PREFIX.outgoingQos2)) {
+      const state = decodeOutgoingQos2(value)!
+      out.push([parseInt(key.slice(key.indexOf('\0') + 1), 16), state.step, state.messageId])
+    }
+    return out
+  }
+  const settle = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 60)) } // several cursor flushes
+  try {
+    await persistence.setup({ id: 'broker-1', clients: { sub: {} } })
+    await persistence.addSubscriptions(client, [{ topic: 't/#', qos: 2 }])
+    const packets = [2, 1, 2].map((qos, i) => {
+      const payload = Buffer.from(`m${i}`)
+      const at = log.append({ topic: 't/x', payload, qos: qos as 1 | 2, retain: false, clientId: 'pub' })
+      rememberLogPosition(payload, at)
+      return { offset: at.offset, packet: { cmd: 'publish', topic: 't/x', payload, qos, retain: false, messageId: 10 + i } }
+    })
+    await log.flush()
+    for (const { packet } of packets) await persistence.outgoingEnqueueCombi([{ clientId: client.id, qos: 2 }], packet)
+
+    const resolved: Array<[number, Array<[number, number, number]>]> = []
+    await Promise.all(packets.map(async ({ packet }) => {
+      await persistence.outgoingUpdate(client, packet)
+      resolved.push([packet.messageId, await o2()])
+    }))
+    const [a, b, c] = packets
+    assert.deepEqual(resolved.map(([id]) => id), [11, 10, 12], 'QoS 1 first (no I/O), then the QoS 2 ones in call order')
+    assert.deepEqual(resolved[0][1], [], 'QoS 1 wrote nothing')
+    assert.deepEqual(resolved[1][1].find(([offset]) => offset === a.offset), [a.offset, QOS2_PUBLISHED, 10], 'committed before aedes writes the PUBLISH')
+    assert.deepEqual(await o2(), [[a.offset, QOS2_PUBLISHED, 10], [c.offset, QOS2_PUBLISHED, 12]])
+
+    await persistence.outgoingUpdate(client, { cmd: 'pubrel', messageId: 10 })
+    assert.deepEqual((await o2())[0], [a.offset, QOS2_RELEASED, 10], 'committed before aedes writes the PUBREL')
+
+    // c completes first: its key stays (as completed) while a holds the cursor below it.
+    await persistence.outgoingClearMessageId(client, { cmd: 'pubcomp', messageId: 12 })
+    await persistence.outgoingClearMessageId(client, { cmd: 'puback', messageId: 11 })
+    await settle()
+    assert.deepEqual(await o2(), [[a.offset, QOS2_RELEASED, 10], [c.offset, QOS2_COMPLETED, 12]])
+    assert.ok(persistence.sessionInfo('sub')!.persistedCursor <= a.offset)
+    // a completes: the cursor passes both, and their keys go with that cursor write.
+    await persistence.outgoingClearMessageId(client, { cmd: 'pubcomp', messageId: 10 })
+    await settle()
+    assert.equal(persistence.sessionInfo('sub')!.persistedCursor, log.endOffset)
+    assert.deepEqual(await o2(), [])
+
+    // One more in flight, then a clean session: its key is deleted with the session.
+    const payload = Buffer.from('m3')
+    const at = log.append({ topic: 't/x', payload, qos: 2, retain: false, clientId: 'pub' })
+    rememberLogPosition(payload, at)
+    await log.flush()
+    const packet = { cmd: 'publish', topic: 't/x', payload, qos: 2, retain: false, messageId: 13 }
+    await persistence.outgoingEnqueueCombi([{ clientId: client.id, qos: 2 }], packet)
+    await persistence.outgoingUpdate(client, packet)
+    assert.deepEqual(await o2(), [[at.offset, QOS2_PUBLISHED, 13]])
+    await persistence.cleanSubscriptions(client)
+    assert.deepEqual(await o2(), [])
+  } finally {
+    await persistence.destroy()
+    await log.close()
+    await dir.remove()
+  }
 })
