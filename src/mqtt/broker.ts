@@ -44,6 +44,7 @@ import { EarlyRouting } from './early-routing.js'
 import { ReadAhead } from './read-ahead.js'
 import { checkTopic, ConnectionGate, limitPacketSize, patchParserPrototype } from './limits.js'
 import { installCorkedWrites, markBatched } from './corked-writes.js'
+import { installSyncDelivery, loadSyncDelivery } from './sync-delivery.js'
 
 // What the broker needs of the commitlog (src/commitlog's CommitLog satisfies it).
 export interface DurableAppender {
@@ -220,6 +221,7 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
   })
   patchParserPrototype()
   installCorkedWrites()
+  await loadSyncDelivery()
 
   function logClientError (client: Client | null, err: Error & { code?: string }): void {
     stats.clientErrors++
@@ -246,6 +248,8 @@ export async function createBroker (deps: BrokerDeps): Promise<TributaryBroker> 
     markBatched(conn)
     const client = aedes.handle(conn, req) as unknown as AedesClientInternals
     limitPacketSize(client, config.maxPacketBytes)
+    // QoS 1/2 deliveries written in the turn that routes them (sync-delivery.ts).
+    installSyncDelivery(client)
   }
 
   async function close (): Promise<void> {

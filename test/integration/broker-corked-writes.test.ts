@@ -7,20 +7,10 @@ import assert from 'node:assert/strict'
 import { createServer, connect as tcpConnect, type Socket, type AddressInfo } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import mqtt from 'mqtt'
-import { createBroker, type DurableAppender } from '../../src/mqtt/broker.js'
-import type { AppendInput, AppendResult, DurableCallback } from '../../src/commitlog/types.js'
+import { createBroker } from '../../src/mqtt/broker.js'
 import { silentLogger } from '../../src/log/index.js'
+import { ImmediateLog } from '../helpers/immediate-log.js'
 import { waitFor } from '../helpers/net.js'
-
-class ImmediateLog implements DurableAppender {
-  private offset = 0
-  append (_input: AppendInput, onDurable: DurableCallback): AppendResult {
-    const offset = this.offset
-    this.offset += 100
-    setImmediate(onDurable, null)
-    return { offset, nextOffset: this.offset, timestampMs: Date.now(), topicOffset: 0 }
-  }
-}
 
 const MESSAGES = 50
 
