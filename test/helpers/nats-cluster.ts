@@ -123,7 +123,22 @@ function clusterBlock (node: NatsNode, routes: string): string[] {
   ]
 }
 
+// Ports come from freePort() and are bound by nats-server a moment later; a test file running in
+// parallel can take one in between ("address already in use", seen once in a full run). Such a
+// start is retried with fresh ports; any other failure is thrown at once.
+const START_ATTEMPTS = 3
+
 export async function startNatsCluster (options: NatsClusterOptions = {}): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(options)
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !(err as Error).message.includes('address already in use')) throw err
+    }
+  }
+}
+
+async function startNatsClusterOnce (options: NatsClusterOptions): Promise<NatsCluster> {
   const binary = options.binary ?? natsServerPath()
   if (binary === undefined) throw new Error('nats-server not found')
   const size = options.size ?? 3
