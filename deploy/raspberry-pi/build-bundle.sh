@@ -13,10 +13,12 @@ out=${2:-$root/.tmp/bundle-$arch}
 node_version=$(node -p 'process.versions.node')
 
 cd "$root"
-npx tsup >/dev/null
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/node"
-cp -a dist package.json package-lock.json README.md "$out/"
+# Built straight into the bundle: rebuilding the repository's dist/ (tsup cleans it first) would
+# pull it from under anything running from it meanwhile (a test suite, a bench).
+npx tsup --out-dir "$out/dist" >/dev/null
+cp -a package.json package-lock.json README.md "$out/"
 cp -a deploy "$out/deploy"
 # Production dependencies only; install scripts are not needed (native code comes prebuilt).
 (cd "$out" && node deploy/prune-lockfile.mjs && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
