@@ -13,7 +13,7 @@ import { describeFlags, loadConfig } from '../src/config/index.js'
 import { edgeSchema, type EdgeConfig } from '../src/config/edge.js'
 import { tributaryError } from '../src/errors/index.js'
 import { createRootLogger, type Logger } from '../src/log/index.js'
-import { CommitLog } from '../src/commitlog/index.js'
+import { CommitLog, fsyncGapProblem } from '../src/commitlog/index.js'
 import { LevelMetaStore } from '../src/meta/level.js'
 import { createPersistence } from '../src/mqtt/persistence.js'
 import { recordAppended } from '../src/mqtt/record-offsets.js'
@@ -43,8 +43,9 @@ function checkConfig (config: EdgeConfig): void {
     if (config.mqtt.tlsKeyFile === undefined) throw tributaryError('TRIB_ERR_CONFIG_INVALID', 'config field "mqtt.tlsKeyFile": required when mqtt.tlsPort is set', { field: 'mqtt.tlsKeyFile' })
   }
   const { flushPolicy, flushIntervalMs, minFsyncGapMs } = config.commitlog
-  if (flushPolicy === 'interval' && minFsyncGapMs > flushIntervalMs) {
-    throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "commitlog.minFsyncGapMs": must be <= commitlog.flushIntervalMs (${flushIntervalMs} ms) with flush policy interval, the longest wait before an fsync it promises (got ${minFsyncGapMs})`, { field: 'commitlog.minFsyncGapMs' })
+  const gapProblem = fsyncGapProblem(flushPolicy, flushIntervalMs, minFsyncGapMs)
+  if (gapProblem !== undefined) {
+    throw tributaryError('TRIB_ERR_CONFIG_INVALID', `config field "commitlog.minFsyncGapMs": ${gapProblem}`, { field: 'commitlog.minFsyncGapMs' })
   }
 }
 

@@ -31,7 +31,7 @@ import { SegmentTimeIndex } from './time-index.js'
 import { TopicIndex, type TopicEntry } from './topic-index.js'
 import { SegmentWriter, WRITE_BUFFER_BYTES } from './writer.js'
 import type {
-  AppendInput, AppendResult, CommitLogOptions, CommitLogStats, DurableCallback, ReadBatch,
+  AppendInput, AppendResult, CommitLogOptions, CommitLogStats, DurableCallback, FlushPolicy, ReadBatch,
   ReadLimits, RecoveryReport, RetentionDrop, RetentionReport
 } from './types.js'
 
@@ -768,6 +768,15 @@ function fsyncDir (dir: string): void {
   try { fsyncSync(fd) } finally { closeSync(fd) }
 }
 
+// The one rule that ties minFsyncGapMs to the flush policy (also checked by the edge's
+// --check-config, which opens no log); undefined when the combination is valid.
+export function fsyncGapProblem (policy: FlushPolicy, flushIntervalMs: number, minFsyncGapMs: number): string | undefined {
+  if (policy === 'interval' && minFsyncGapMs > flushIntervalMs) {
+    return `must be <= flushIntervalMs (${flushIntervalMs} ms) with flush policy interval: that is the longest wait before an fsync it promises (got ${minFsyncGapMs})`
+  }
+  return undefined
+}
+
 function validateOptions (opts: CommitLogOptions): void {
   const bad = (field: string, why: string): never => {
     throw tributaryError('TRIB_ERR_CONFIG_INVALID', `commitlog option ${field} ${why}`, { field })
@@ -778,7 +787,8 @@ function validateOptions (opts: CommitLogOptions): void {
   if (!(opts.flushIntervalMs >= 0)) bad('flushIntervalMs', 'must be >= 0')
   const gap = opts.minFsyncGapMs ?? 0
   if (!(gap >= 0)) bad('minFsyncGapMs', 'must be >= 0')
-  if (opts.flushPolicy === 'interval' && gap > opts.flushIntervalMs) bad('minFsyncGapMs', `must be <= flushIntervalMs (${opts.flushIntervalMs} ms) with flush policy interval: that is the longest wait before an fsync it promises`)
+  const gapProblem = fsyncGapProblem(opts.flushPolicy, opts.flushIntervalMs, gap)
+  if (gapProblem !== undefined) bad('minFsyncGapMs', gapProblem)
   if (!['always', 'interval', 'none'].includes(opts.flushPolicy)) bad('flushPolicy', 'must be always, interval or none')
   if (!(opts.retentionBytes >= 0)) bad('retentionBytes', 'must be >= 0')
   if (!(opts.retentionMs >= 0)) bad('retentionMs', 'must be >= 0')

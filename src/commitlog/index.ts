@@ -1,5 +1,5 @@
 // The commitlog: public contract (types.ts) and its implementation. See README.md for the byte
 // layout, flush policies and recovery.
-export { CommitLog } from './commit-log.js'
+export { CommitLog, fsyncGapProblem } from './commit-log.js'
 export type { TopicEntry } from './topic-index.js'
 export * from './types.js'

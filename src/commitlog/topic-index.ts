@@ -76,8 +76,6 @@ export class TopicState {
   // Log offset and record time of the first tail entry (when count > onDisk).
   tailFirstOffset = 0
   tailFirstTs = 0
-  // Which entry of the oldest-first queue is this topic's current one (older ones are stale).
-  queuedSeq = 0
 
   constructor (id: number, name: string, bytes: Buffer, onDisk: number) {
     this.id = id
@@ -104,12 +102,12 @@ export class TopicIndex {
   private registryPending: Buffer[] = []
   private registryHead = 0
   // Topics with a tail, oldest first entry first (appends come in log order, so a topic joins at
-  // the end when its tail starts). Parallel arrays with a head index; an entry whose seq is not
-  // its topic's queuedSeq, or whose topic has no tail any more, is stale and skipped.
+  // the end when its tail starts). Parallel arrays with a head index: the topic and the log offset
+  // its tail started at. An entry is stale (skipped) once that tail was written: the topic has no
+  // tail, or a later one (a tail's first offset is never reused).
   private queueTopic: TopicState[] = []
-  private queueSeq: number[] = []
+  private queueFirstOffset: number[] = []
   private queueHead = 0
-  private nextSeq = 1
   private pending = 0
   private readonly entryBuf = Buffer.alloc(TOPIC_ENTRY_BYTES)
 
@@ -184,9 +182,8 @@ export class TopicIndex {
     if (n === 0) {
       t.tailFirstOffset = logOffset
       t.tailFirstTs = timestampMs
-      t.queuedSeq = this.nextSeq++
       this.queueTopic.push(t)
-      this.queueSeq.push(t.queuedSeq)
+      this.queueFirstOffset.push(logOffset)
     }
     if (tail === null || (n + 1) * TOPIC_ENTRY_BYTES > tail.length) {
       const grown = Buffer.allocUnsafe(Math.max(INITIAL_TAIL_ENTRIES, 2 * n) * TOPIC_ENTRY_BYTES)
@@ -236,11 +233,11 @@ export class TopicIndex {
   // The topic of the oldest live queue entry, dropping stale ones from the head.
   private oldestQueued (): TopicState | undefined {
     const topics = this.queueTopic
-    const seqs = this.queueSeq
+    const firstOffsets = this.queueFirstOffset
     let h = this.queueHead
     while (h < topics.length) {
       const t = topics[h] as TopicState
-      if (t.count > t.onDisk && t.queuedSeq === seqs[h]) break
+      if (t.count > t.onDisk && t.tailFirstOffset === firstOffsets[h]) break
       h++
     }
     this.queueHead = h
@@ -248,7 +245,7 @@ export class TopicIndex {
     // Compact now and then so the arrays do not grow without bound.
     if (h > 4096 && h * 2 > topics.length) {
       this.queueTopic = topics.slice(h)
-      this.queueSeq = seqs.slice(h)
+      this.queueFirstOffset = firstOffsets.slice(h)
       this.queueHead = 0
     }
     return topics[this.queueHead]
@@ -366,7 +363,7 @@ export class TopicIndex {
 
   private clearQueue (): void {
     this.queueTopic = []
-    this.queueSeq = []
+    this.queueFirstOffset = []
     this.queueHead = 0
   }
 

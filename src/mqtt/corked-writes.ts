@@ -1,7 +1,8 @@
 // One socket write per connection per event-loop turn instead of one per packet.
 //
 // aedes writes every packet (each PUBACK, each delivery) with mqtt-packet's writeToStream, which
-// corks the stream only until process.nextTick; aedes runs each delivery in its own setImmediate,
+// corks the stream only until process.nextTick; aedes runs each delivery in its own setImmediate
+// (QoS 0 ones still; QoS 1/2 ones now run during routing, sync-delivery.ts, several per turn),
 // so every packet still became its own writev(2) syscall and TCP segment (in a CPU profile of QoS 1
 // fan-in, writev alone was ~20% of the broker's time). Here the first write to a broker
 // connection in a turn corks it, and one shared setImmediate uncorks every connection corked in

@@ -7,7 +7,8 @@
 // a write made inside an immediate is flushed by the NEXT turn's check phase, after that turn has
 // processed every I/O event that arrived meanwhile. So each QoS 1 delivery waited one extra loop
 // turn, behind other messages. In the latency cell (QoS 1, 5,000 msgs/s) that extra turn was about
-// half of the edge's p99 (BENCHMARKS.md, Broker "Session 5": 0.93-1.08 -> 0.50-0.58 ms).
+// half of the edge's p99 (8 alternating runs, p99 median 0.995 -> 0.558 ms; BENCHMARKS.md, Broker
+// "Session 5, after deliveries in the routing turn").
 //
 // `deliverNow` keeps aedes' rules and its own pieces (its QoSPacket class and write function,
 // loaded from the installed aedes) and drops the deferral. One rule is corrected: aedes lowers a
